@@ -1,0 +1,12 @@
+/* Every built-in driver; the table lives in driver.c. */
+#ifndef BLOCK_DRIVERS_H
+#define BLOCK_DRIVERS_H
+
+#include "block.h"
+
+extern const struct blk_driver blk_drv_file;
+extern const struct blk_driver blk_drv_null;
+extern const struct blk_driver blk_drv_fault;
+extern const struct blk_driver blk_drv_raw;
+
+#endif

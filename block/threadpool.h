@@ -1,0 +1,25 @@
+/* The worker-thread pool: blocking syscalls (aio=threads) and CPU-heavy
+ * work (compression, encryption, checksums) run here so the event loop
+ * never blocks and every core is used.  Workers are started on demand up to
+ * a limit and exit after being idle for a while. */
+#ifndef BLOCK_THREADPOOL_H
+#define BLOCK_THREADPOOL_H
+
+#include "coroutine.h"
+
+typedef int threadpool_fn(void *opaque);
+
+/* Run fn(opaque) on a worker and return its result.  In a coroutine, the
+ * coroutine yields until the worker is done (the loop keeps running); outside
+ * one, this simply calls fn on the current thread. */
+int coroutine_fn threadpool_run(threadpool_fn *fn, void *opaque);
+
+/* Callback style: fn runs on a worker, then done(opaque, ret) runs on the
+ * submitting thread's loop. */
+void threadpool_submit(threadpool_fn *fn, void *opaque,
+                       void (*done)(void *opaque, int ret));
+
+/* Upper bound on workers (default 64); for tests and benchmarks. */
+void threadpool_set_max_threads(int n);
+
+#endif
