@@ -112,6 +112,9 @@ struct blk_driver {
      * driver consumes its own keys from opts and sets size and limits. */
     int (*open)(struct blk_node *bs, struct blk_opts *opts,
                 struct strata_error **errp);
+    /* Release driver state.  The core has flushed the node and its
+     * subtree just before; a driver that writes anything here (a header
+     * update) must flush its file itself. */
     void (*close)(struct blk_node *bs);
 
     /* Create an image; opts hold "size" and the create options. */

@@ -451,8 +451,10 @@ int coroutine_fn blk_co_discard(struct blk_node *bs, uint64_t offset,
     if (bs->limits.request_alignment > 1) {
         track_begin(bs, &req, start, end - start, false);
     }
-    for (uint64_t pos = start; pos < end && ret >= 0; pos += chunk) {
-        ret = bs->drv->discard(bs, pos, MIN(chunk, end - pos));
+    for (uint64_t pos = start; pos < end && ret >= 0;) {
+        uint64_t n = MIN(chunk, end - pos);
+        ret = bs->drv->discard(bs, pos, n);
+        pos += n;
     }
     if (bs->limits.request_alignment > 1) {
         track_end(bs, &req);

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -60,16 +61,12 @@ static int apply_core_opts(struct blk_opts *opts, unsigned *flags,
 static int check_unused(struct blk_node *bs, struct blk_opts *opts,
                         struct strata_error **errp)
 {
-    for (int i = 0; i < opts->n; i++) {
-        if (!opts->v[i].used) {
-            const char *what = bs->drv->kind == BLK_KIND_PROTOCOL
-                                   ? "protocol" : "format";
-            return error_setg(errp, -EINVAL,
-                              "Block %s '%s' does not support the option "
-                              "'%s'", what, bs->drv->name, opts->v[i].key);
-        }
-    }
-    return 0;
+    char what[64];
+
+    snprintf(what, sizeof(what), "Block %s '%s'",
+             bs->drv->kind == BLK_KIND_PROTOCOL ? "protocol" : "format",
+             bs->drv->name);
+    return opts_check_unused(opts, what, errp);
 }
 
 static void node_free(struct blk_node *bs)
@@ -296,23 +293,30 @@ out:
     return ret;
 }
 
-void blk_close(struct blk_node *bs)
+/* Close bs and what lies below it.  The flush before close covers the
+ * whole subtree, so the children are not flushed a second time. */
+static void close_node(struct blk_node *bs, bool flush)
 {
     if (!bs) {
         return;
     }
     blk_drain(bs);
     if (bs->drv) {
-        if (!bs->read_only) {
+        if (flush && !bs->read_only) {
             blk_flush(bs);
         }
         if (bs->drv->close) {
             bs->drv->close(bs);
         }
     }
-    blk_close(bs->backing);
-    blk_close(bs->file);
+    close_node(bs->backing, true);
+    close_node(bs->file, false);
     node_free(bs);
+}
+
+void blk_close(struct blk_node *bs)
+{
+    close_node(bs, true);
 }
 
 int blk_create(const char *filename, const char *fmt, struct blk_opts *opts,

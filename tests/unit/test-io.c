@@ -15,7 +15,7 @@
 struct mem_state {
     uint8_t *data;
     int violations;
-    int reads, writes, flushes, zeroes;
+    int reads, writes, flushes, zeroes, discards;
     bool zeroes_unsupported;
     bool yield;
 };
@@ -95,6 +95,19 @@ static int mem_pwrite_zeroes(struct blk_node *bs, uint64_t offset,
     return 0;
 }
 
+static int mem_discard(struct blk_node *bs, uint64_t offset, uint64_t bytes)
+{
+    struct mem_state *s = bs->opaque;
+    uint32_t a = bs->limits.request_alignment;
+    if (offset % a || bytes % a || bytes == 0 ||
+        (bs->limits.max_discard && bytes > bs->limits.max_discard)) {
+        s->violations++;
+    }
+    s->discards++;
+    memset(s->data + offset, 0xdd, bytes);
+    return 0;
+}
+
 static int mem_flush(struct blk_node *bs)
 {
     struct mem_state *s = bs->opaque;
@@ -110,6 +123,7 @@ static const struct blk_driver mem_drv = {
     .pwritev = mem_pwritev,
     .pwrite_zeroes = mem_pwrite_zeroes,
     .flush = mem_flush,
+    .discard = mem_discard,
 };
 
 static struct blk_node *mem_node(uint32_t align, uint64_t max_transfer,
@@ -263,6 +277,19 @@ static void test_unaligned_sync(void)
            "NO_FALLBACK refuses the slow path");
     tap_is(s->violations, 0, "no request broke the driver contract");
 
+    /* discard passes only whole granules down, split to max_discard */
+    memset(s->data, 0, 1024 * 1024);
+    bs->limits.max_discard = 0;
+    tap_is(blk_discard(bs, 4096 + 100, 8192), 0, "unaligned discard");
+    tap_ok(s->data[4096 + 511] == 0 && s->data[4096 + 512] == 0xdd &&
+           s->data[4096 + 8191] == 0xdd && s->data[4096 + 8192] == 0,
+           "only the aligned inner sectors were discarded");
+    bs->limits.max_discard = 2048;
+    int discards = s->discards;
+    tap_is(blk_discard(bs, 65536, 65536), 0, "discard split to max_discard");
+    tap_is(s->discards - discards, 32, "in 2 KiB pieces");
+    tap_is(s->violations, 0, "discards kept to the contract");
+
     bs->read_only = true;
     tap_is(blk_pwrite(bs, 0, 512, buf, 0), -EACCES,
            "writes to a read-only node are refused");
@@ -274,7 +301,7 @@ static void test_unaligned_sync(void)
 
 int main(void)
 {
-    tap_plan(26);
+    tap_plan(31);
     test_concurrent_rmw();
     test_unaligned_sync();
     return tap_done();
