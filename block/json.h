@@ -51,10 +51,22 @@ struct json *json_get(const struct json *obj, const char *key);
 int json_print_pretty(FILE *f, const struct json *j);
 /* One line, QEMU's compact style ("{"a": 1, "b": 2}"). */
 int json_print_compact(FILE *f, const struct json *j);
-/* Malloc'd string versions. */
+/* Malloc'd string versions (no trailing newline). */
 char *json_to_string(const struct json *j, bool pretty);
+/* Object keys print in the order QEMU's QDict iterates them (hash bucket
+ * order), so output matches qemu-img whatever order keys were set in;
+ * only keys sharing a bucket keep relative order (newest first), so set
+ * keys in the order of QEMU's QAPI schema. */
 
-/* Parse a JSON text (used for "json:{...}" filenames and by tests). */
+/* One object on one line, keys in insertion order, spaced as qemu-img map
+ * prints its entries: `{ "start": 0, "length": 512, "data": true}` (no
+ * newline; nested values in the compact form). */
+int json_print_entry(FILE *f, const struct json *obj);
+char *json_entry_to_string(const struct json *obj);
+
+/* Parse a JSON text (used for "json:{...}" filenames and by tests).  On
+ * failure returns NULL and, if errmsg is non-NULL, a malloc'd message
+ * naming line and column.  \u0000 becomes QEMU's modified UTF-8 C0 80. */
 struct json *json_parse(const char *text, char **errmsg);
 
 #endif
