@@ -139,6 +139,8 @@ struct blk_driver {
      * for filters. */
     int (*block_status)(struct blk_node *bs, uint64_t offset, uint64_t bytes,
                         uint64_t *pnum, uint64_t *map, struct blk_node **file);
+    /* Resize; on success the driver sets bs->size to the size the node
+     * really has (a non-exact shrink of a device keeps its length). */
     int (*truncate)(struct blk_node *bs, uint64_t size, bool exact,
                     enum blk_prealloc prealloc, struct strata_error **errp);
 

@@ -644,9 +644,6 @@ int coroutine_fn blk_co_truncate(struct blk_node *bs, uint64_t size,
     }
     inc_in_flight(bs);
     ret = bs->drv->truncate(bs, size, exact, prealloc, errp);
-    if (ret >= 0) {
-        bs->size = size;
-    }
     dec_in_flight(bs);
     return ret;
 }

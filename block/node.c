@@ -152,6 +152,9 @@ static int open_node(struct blk_node **out, const char *filename,
             filename = file->filename;
         }
     } else {
+        if (!filename && drv->protocols) {
+            filename = drv->protocols[0]; /* "null-co://" needs no name */
+        }
         if (!filename) {
             ret = error_setg(errp, -EINVAL,
                              "The '%s' block driver requires a file name",

@@ -151,6 +151,7 @@ static int coroutine_fn raw_truncate(struct blk_node *bs, uint64_t size,
     ret = blk_co_truncate(bs->file, size, exact, prealloc, errp);
     if (ret >= 0) {
         s->size = size;
+        bs->size = size;
     }
     return ret;
 }
@@ -163,9 +164,9 @@ static bool raw_has_zero_init(struct blk_node *bs)
 static const struct blk_opt_desc raw_create_opts[] = {
     {"size", OPT_SIZE, "Virtual disk size", NULL},
     {"preallocation", OPT_STRING,
-     "Preallocation mode (allowed values: off, falloc, full)", "off"},
+     "Preallocation mode (allowed values: off, falloc, full)", NULL},
     {"nocow", OPT_BOOL, "Turn off copy-on-write (valid only on btrfs)",
-     "off"},
+     NULL},
     {"extent_size_hint", OPT_SIZE,
      "Extent size hint for the image file, 0 to disable", NULL},
     {NULL, 0, NULL, NULL},
