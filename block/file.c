@@ -742,11 +742,11 @@ out:
 
 static const struct blk_opt_desc file_create_opts[] = {
     {"size", OPT_SIZE, "Virtual disk size", NULL},
+    {"nocow", OPT_BOOL, "Turn off copy-on-write (valid only on btrfs)", NULL},
     {"preallocation", OPT_STRING,
-     "Preallocation mode (allowed values: off, falloc, full)", "off"},
-    {"nocow", OPT_BOOL, "Turn off copy-on-write (valid only on btrfs)", "off"},
+     "Preallocation mode (allowed values: off, falloc, full)", NULL},
     {"extent_size_hint", OPT_SIZE,
-     "Extent size hint for the image file, 0 to disable", "1M"},
+     "Extent size hint for the image file, 0 to disable", NULL},
     {NULL, 0, NULL, NULL},
 };
 

@@ -195,6 +195,9 @@ static int open_node(struct blk_node **out, const char *filename,
     if (ret < 0) {
         goto fail_open;
     }
+    /* As in QEMU, every node's length is a whole number of sectors; the
+     * tail of a file past its end reads as zeroes. */
+    bs->size = ROUND_UP(bs->size, BLK_SECTOR_SIZE);
     *out = bs;
     return 0;
 
@@ -337,7 +340,27 @@ int blk_create(const char *filename, const char *fmt, struct blk_opts *opts,
                           "creation", drv->name);
     }
     if (drv->create_opts) {
-        ret = opts_validate(opts, drv->create_opts, drv->name, errp);
+        /* QEMU's list: the format's options, then its protocol's */
+        const struct blk_driver *proto = blk_find_protocol(filename);
+        const struct blk_opt_desc *lists[2] = {drv->create_opts,
+                                               proto->create_opts};
+        struct blk_opt_desc *all;
+        int n = 0;
+
+        for (int l = 0; l < 2; l++) {
+            for (const struct blk_opt_desc *d = lists[l]; d && d->name; d++) {
+                n++;
+            }
+        }
+        all = xzalloc(sizeof(*all) * (n + 1));
+        n = 0;
+        for (int l = 0; l < 2; l++) {
+            for (const struct blk_opt_desc *d = lists[l]; d && d->name; d++) {
+                all[n++] = *d;
+            }
+        }
+        ret = opts_validate(opts, all, drv->name, errp);
+        free(all);
         if (ret < 0) {
             return ret;
         }

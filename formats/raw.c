@@ -163,12 +163,6 @@ static bool raw_has_zero_init(struct blk_node *bs)
 
 static const struct blk_opt_desc raw_create_opts[] = {
     {"size", OPT_SIZE, "Virtual disk size", NULL},
-    {"preallocation", OPT_STRING,
-     "Preallocation mode (allowed values: off, falloc, full)", NULL},
-    {"nocow", OPT_BOOL, "Turn off copy-on-write (valid only on btrfs)",
-     NULL},
-    {"extent_size_hint", OPT_SIZE,
-     "Extent size hint for the image file, 0 to disable", NULL},
     {NULL, 0, NULL, NULL},
 };
 
