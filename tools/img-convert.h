@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "img-common.h"
+#include "loop.h"
 
 #define CONVERT_MAX_COROUTINES 16
 #define CONVERT_SECTOR 512u
@@ -35,6 +36,8 @@ struct convert_worker {
     bool full_data;  /* the whole chunk is to be written as data */
     bool waiting;    /* read, and waiting for its turn to write */
     bool written;    /* an earlier worker wrote it along with its own */
+    bool handed_over; /* passed the turn on when its write was issued */
+    struct loop_bh turn_bh; /* enters the worker if it is still waiting */
 };
 
 /* Most bytes one coalesced write may carry. */
@@ -55,6 +58,7 @@ struct convert_state {
     bool has_zero_init;      /* target reads as zeroes (new, or told) */
     bool target_has_backing; /* keep unallocated ranges unallocated */
     bool wr_in_order;        /* without -W: writes land in offset order */
+    bool issue_order;        /* in order of issue, not of completion */
     bool salvage;            /* --salvage: unreadable ranges become zeroes */
     bool quiet;
     uint64_t min_sparse; /* bytes; 0 = write everything (-S 0) */
