@@ -241,7 +241,11 @@ __attribute__((destructor)) static void tp_cleanup(void)
     pthread_mutex_lock(&tp.lock);
     tp.shutdown = true;
     pthread_cond_broadcast(&tp.cond);
-    while (tp.threads > tp.busy) {
+    /* A worker that has handed its result back but not yet returned to
+     * the pool counts as leaving too: the program may be exiting because
+     * of that very result. */
+    while (tp.threads >
+           tp.busy - __atomic_load_n(&tp.finishing, __ATOMIC_RELAXED)) {
         pthread_cond_wait(&tp.exit_cond, &tp.lock);
     }
     last = tp.zombie;
