@@ -10,6 +10,7 @@
 
 /* Formats first: probing walks the table in order and keeps the best score. */
 const struct blk_driver *const blk_driver_table[] = {
+    &blk_drv_qcow2,
     &blk_drv_raw,
     &blk_drv_file,
     &blk_drv_null,

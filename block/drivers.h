@@ -8,5 +8,6 @@ extern const struct blk_driver blk_drv_file;
 extern const struct blk_driver blk_drv_null;
 extern const struct blk_driver blk_drv_fault;
 extern const struct blk_driver blk_drv_raw;
+extern const struct blk_driver blk_drv_qcow2;
 
 #endif
