@@ -3,36 +3,10 @@
 # backing names in a subdirectory): strata-img info, info --backing-chain,
 # map (depth, present, offsets) and compare print what qemu-img prints.
 . "$top_srcdir/tests/functions.sh"
-requires strata-img
-type -P qemu-img >/dev/null 2>&1 || skip_all "qemu-img not installed"
+. "$top_srcdir/tests/interop/interop.sh"
 requires qemu-io
 strata-img --help | grep -q '^Supported formats:.* qcow2' ||
     skip_all "strata-img has no qcow2 driver"
-tmpdir
-cd "$T"
-
-same()
-{
-    local qrc=0 src=0 why=
-    qemu-img "$@" >q.out 2>q.err || qrc=$?
-    strata-img "$@" >s.out 2>s.err || src=$?
-    sed -i 's/^qemu-img:/strata-img:/; s/qemu-img --help/strata-img --help/' q.err
-    if ! cmp -s q.out s.out; then
-        why="stdout differs"
-    elif ! cmp -s q.err s.err; then
-        why="stderr differs"
-    elif [ "$qrc" != "$src" ]; then
-        why="exit status $src, qemu-img's $qrc"
-    fi
-    if [ -z "$why" ]; then
-        ok "$*"
-    else
-        not_ok "$*"
-        diag "$why"
-        diag "$(diff -u <(cat q.out; echo ---; cat q.err) \
-                        <(cat s.out; echo ---; cat s.err))"
-    fi
-}
 
 qio()
 {

@@ -3,35 +3,7 @@
 # and JSON, on the same raw images (sparse, with holes and data, full,
 # empty, large), including --backing-chain, -f raw and --image-opts.
 . "$top_srcdir/tests/functions.sh"
-requires strata-img
-type -P qemu-img >/dev/null 2>&1 || skip_all "qemu-img not installed"
-tmpdir
-cd "$T"
-
-# same ARGS...: both programs print the same (stderr with the program
-# name replaced) and exit alike.
-same()
-{
-    local qrc=0 src=0 why=
-    qemu-img "$@" >q.out 2>q.err || qrc=$?
-    strata-img "$@" >s.out 2>s.err || src=$?
-    sed -i 's/^qemu-img:/strata-img:/; s/qemu-img --help/strata-img --help/' q.err
-    if ! cmp -s q.out s.out; then
-        why="stdout differs"
-    elif ! cmp -s q.err s.err; then
-        why="stderr differs"
-    elif [ "$qrc" != "$src" ]; then
-        why="exit status $src, qemu-img's $qrc"
-    fi
-    if [ -z "$why" ]; then
-        ok "$*"
-    else
-        not_ok "$*"
-        diag "$why"
-        diag "$(diff -u <(cat q.out; echo ---; cat q.err) \
-                        <(cat s.out; echo ---; cat s.err))"
-    fi
-}
+. "$top_srcdir/tests/interop/interop.sh"
 
 truncate -s 10M sparse.raw
 truncate -s 10M holes.raw

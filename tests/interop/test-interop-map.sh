@@ -3,37 +3,11 @@
 # and as the human table, on the same raw images with holes and data, and
 # with --start-offset/--max-length windows.
 . "$top_srcdir/tests/functions.sh"
-requires strata-img
-type -P qemu-img >/dev/null 2>&1 || skip_all "qemu-img not installed"
-tmpdir
-cd "$T"
+. "$top_srcdir/tests/interop/interop.sh"
 
 truncate -s 1M sparse.raw
 [ "$(stat -c %b sparse.raw)" = 0 ] ||
     skip_all "the file system of $T does not keep holes"
-
-same()
-{
-    local qrc=0 src=0 why=
-    qemu-img "$@" >q.out 2>q.err || qrc=$?
-    strata-img "$@" >s.out 2>s.err || src=$?
-    sed -i 's/^qemu-img:/strata-img:/; s/qemu-img --help/strata-img --help/' q.err
-    if ! cmp -s q.out s.out; then
-        why="stdout differs"
-    elif ! cmp -s q.err s.err; then
-        why="stderr differs"
-    elif [ "$qrc" != "$src" ]; then
-        why="exit status $src, qemu-img's $qrc"
-    fi
-    if [ -z "$why" ]; then
-        ok "$*"
-    else
-        not_ok "$*"
-        diag "$why"
-        diag "$(diff -u <(cat q.out; echo ---; cat q.err) \
-                        <(cat s.out; echo ---; cat s.err))"
-    fi
-}
 
 truncate -s 10M holes.raw
 dd if=/dev/urandom of=holes.raw bs=4k count=1 conv=notrunc status=none

@@ -4,33 +4,7 @@
 # sector (a 1000-byte file is a 1 KiB disk whose tail reads as zeroes).
 # strata-img must report the same in info, map and compare.
 . "$top_srcdir/tests/functions.sh"
-requires strata-img
-type -P qemu-img >/dev/null 2>&1 || skip_all "qemu-img not installed"
-tmpdir
-cd "$T"
-
-same()
-{
-    local qrc=0 src=0 why=
-    qemu-img "$@" >q.out 2>q.err || qrc=$?
-    strata-img "$@" >s.out 2>s.err || src=$?
-    sed -i 's/^qemu-img:/strata-img:/' q.err
-    if ! cmp -s q.out s.out; then
-        why="stdout differs"
-    elif ! cmp -s q.err s.err; then
-        why="stderr differs"
-    elif [ "$qrc" != "$src" ]; then
-        why="exit status $src, qemu-img's $qrc"
-    fi
-    if [ -z "$why" ]; then
-        ok "$*"
-    else
-        not_ok "$*"
-        diag "$why"
-        diag "$(diff -u <(cat q.out; echo ---; cat q.err) \
-                        <(cat s.out; echo ---; cat s.err))"
-    fi
-}
+. "$top_srcdir/tests/interop/interop.sh"
 
 truncate -s 1000 hole1000.raw
 head -c 1000 /dev/urandom >data1000.raw
