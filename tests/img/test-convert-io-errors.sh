@@ -11,6 +11,13 @@ src=$T/src.raw
 qemu-img create -q -f raw "$src" 8M
 qemu-io -f raw -c 'write -P 0x11 0 8M' "$src" >/dev/null
 fault() { echo "driver=fault,file.filename=$1,$2"; }
+# For write errors: a hole in the middle keeps the copy in at least two
+# requests however much the in-order writer coalesces, so the 2nd write
+# always exists.
+holey=$T/holey.raw
+qemu-img create -q -f raw "$holey" 8M
+qemu-io -f raw -c 'write -P 0x11 0 2M' -c 'write -P 0x11 4M 4M' "$holey" \
+    >/dev/null
 
 for m in "-m 1" "-m 8" "-m 8 -W"; do
     read -r -a args <<<"$m"
@@ -22,7 +29,7 @@ for m in "-m 1" "-m 8" "-m 8 -W"; do
 
     qemu-img create -q -f raw "$T/tgt.raw" 8M
     out=$(strata-img convert "${args[@]}" -n -f raw --target-image-opts \
-        "$src" "$(fault "$T/tgt.raw" fail-write=2,errno=ENOSPC)" 2>&1) &&
+        "$holey" "$(fault "$T/tgt.raw" fail-write=2,errno=ENOSPC)" 2>&1) &&
         rc=0 || rc=$?
     check_eq "write error ($m): exit status 1" "$rc" 1
     check_match "write error ($m): qemu-img's message" "$out" \
