@@ -213,6 +213,23 @@ static const struct io_cmd aio_read_cmd;
 static const struct io_cmd aio_write_cmd;
 static const struct io_cmd discard_cmd;
 
+/* The "offset length" pair that ends read, write and discard. */
+static int parse_off_len(char **args, int64_t *offset, int64_t *count)
+{
+    int ret;
+
+    if ((ret = io_parse_num(args[0], offset)) < 0 ||
+        (ret = io_parse_num(args[1], count)) < 0) {
+        return ret;
+    }
+    if (*count > IO_MAX_REQUEST) {
+        printf("length cannot exceed %" PRId64 ", given %s\n", IO_MAX_REQUEST,
+               args[1]);
+        return -EINVAL;
+    }
+    return 0;
+}
+
 static int read_f(struct io_session *s, int argc, char **argv)
 {
     bool Cflag = false, qflag = s->quiet, vflag = false;
@@ -260,14 +277,8 @@ static int read_f(struct io_session *s, int argc, char **argv)
     if (optind != argc - 2) {
         return io_cmd_usage(&read_cmd);
     }
-    if ((ret = io_parse_num(argv[optind], &offset)) < 0 ||
-        (ret = io_parse_num(argv[optind + 1], &count)) < 0) {
+    if ((ret = parse_off_len(argv + optind, &offset, &count)) < 0) {
         return ret;
-    }
-    if (count > IO_MAX_REQUEST) {
-        printf("length cannot exceed %" PRId64 ", given %s\n", IO_MAX_REQUEST,
-               argv[optind + 1]);
-        return -EINVAL;
     }
     if (!Pflag && (lflag || sflag)) {
         return io_cmd_usage(&read_cmd);
@@ -440,14 +451,8 @@ static int write_f(struct io_session *s, int argc, char **argv)
                "time\n");
         return -EINVAL;
     }
-    if ((ret = io_parse_num(argv[optind], &offset)) < 0 ||
-        (ret = io_parse_num(argv[optind + 1], &count)) < 0) {
+    if ((ret = parse_off_len(argv + optind, &offset, &count)) < 0) {
         return ret;
-    }
-    if (count > IO_MAX_REQUEST) {
-        printf("length cannot exceed %" PRId64 ", given %s\n", IO_MAX_REQUEST,
-               argv[optind + 1]);
-        return -EINVAL;
     }
     if (cflag && (offset % BLK_SECTOR_SIZE || count % BLK_SECTOR_SIZE)) {
         bool off = offset % BLK_SECTOR_SIZE;
@@ -780,14 +785,8 @@ static int discard_f(struct io_session *s, int argc, char **argv)
     if (optind != argc - 2) {
         return io_cmd_usage(&discard_cmd);
     }
-    if ((ret = io_parse_num(argv[optind], &offset)) < 0 ||
-        (ret = io_parse_num(argv[optind + 1], &bytes)) < 0) {
+    if ((ret = parse_off_len(argv + optind, &offset, &bytes)) < 0) {
         return ret;
-    }
-    if (bytes > IO_MAX_REQUEST) {
-        printf("length cannot exceed %" PRId64 ", given %s\n", IO_MAX_REQUEST,
-               argv[optind + 1]);
-        return -EINVAL;
     }
     t1 = now_ns();
     ret = s->discard_ignore
