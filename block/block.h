@@ -225,6 +225,11 @@ char *blk_resolve_backing_name(const char *overlay, const char *backing);
 /* Create an image of format fmt; opts hold "size" and create options. */
 int blk_create(const char *filename, const char *fmt, struct blk_opts *opts,
                struct strata_error **errp);
+/* The create options of format drv over protocol proto (may be NULL):
+ * the format's, then those of the protocol it lacks, as QEMU appends the
+ * two lists.  NULL-name terminated; the caller frees the array. */
+struct blk_opt_desc *blk_create_opt_list(const struct blk_driver *drv,
+                                         const struct blk_driver *proto);
 /* Create the protocol-level file for a format's create(). */
 int blk_create_file(const char *filename, struct blk_opts *opts,
                     struct strata_error **errp);

@@ -340,25 +340,8 @@ int blk_create(const char *filename, const char *fmt, struct blk_opts *opts,
                           "creation", drv->name);
     }
     if (drv->create_opts) {
-        /* QEMU's list: the format's options, then its protocol's */
-        const struct blk_driver *proto = blk_find_protocol(filename);
-        const struct blk_opt_desc *lists[2] = {drv->create_opts,
-                                               proto->create_opts};
-        struct blk_opt_desc *all;
-        int n = 0;
-
-        for (int l = 0; l < 2; l++) {
-            for (const struct blk_opt_desc *d = lists[l]; d && d->name; d++) {
-                n++;
-            }
-        }
-        all = xzalloc(sizeof(*all) * (n + 1));
-        n = 0;
-        for (int l = 0; l < 2; l++) {
-            for (const struct blk_opt_desc *d = lists[l]; d && d->name; d++) {
-                all[n++] = *d;
-            }
-        }
+        struct blk_opt_desc *all =
+            blk_create_opt_list(drv, blk_find_protocol(filename));
         ret = opts_validate(opts, all, drv->name, errp);
         free(all);
         if (ret < 0) {
@@ -366,6 +349,34 @@ int blk_create(const char *filename, const char *fmt, struct blk_opts *opts,
         }
     }
     return drv->create(filename, opts, errp);
+}
+
+struct blk_opt_desc *blk_create_opt_list(const struct blk_driver *drv,
+                                         const struct blk_driver *proto)
+{
+    const struct blk_opt_desc *lists[2] = {drv->create_opts,
+                                           proto ? proto->create_opts : NULL};
+    struct blk_opt_desc *out;
+    int n = 0, max = 1;
+
+    for (int l = 0; l < 2; l++) {
+        for (const struct blk_opt_desc *d = lists[l]; d && d->name; d++) {
+            max++;
+        }
+    }
+    out = xzalloc(sizeof(*out) * max);
+    for (int l = 0; l < 2; l++) {
+        for (const struct blk_opt_desc *d = lists[l]; d && d->name; d++) {
+            int i = 0;
+            while (i < n && strcmp(out[i].name, d->name) != 0) {
+                i++;
+            }
+            if (i == n) {
+                out[n++] = *d;
+            }
+        }
+    }
+    return out;
 }
 
 int blk_create_file(const char *filename, struct blk_opts *opts,

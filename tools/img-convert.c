@@ -49,32 +49,6 @@ static bool has_create_opt(const struct blk_driver *drv,
     return false;
 }
 
-/* The format's create options followed by the protocol's it lacks, as
- * QEMU appends the two lists (NULL-name terminated; caller frees). */
-static struct blk_opt_desc *create_opt_list(const struct blk_driver *drv,
-                                            const struct blk_driver *proto)
-{
-    const struct blk_opt_desc *lists[2] = {drv->create_opts,
-                                           proto ? proto->create_opts : NULL};
-    struct blk_opt_desc *out;
-    int n = 0, max = 1;
-
-    for (int l = 0; l < 2; l++) {
-        for (const struct blk_opt_desc *d = lists[l]; d && d->name; d++) {
-            max++;
-        }
-    }
-    out = xzalloc(sizeof(*out) * max);
-    for (int l = 0; l < 2; l++) {
-        for (const struct blk_opt_desc *d = lists[l]; d && d->name; d++) {
-            if (l == 0 || !has_create_opt(drv, NULL, d->name)) {
-                out[n++] = *d;
-            }
-        }
-    }
-    return out;
-}
-
 /* -m: a whole number in 1..16, as qemu-img's qemu_strtol() check. */
 static int parse_coroutines(const char *arg, long *out)
 {
@@ -280,7 +254,7 @@ static int create_target(struct convert_args *a, struct convert_state *s,
                    proto ? proto->name : "?");
         goto out;
     }
-    list = create_opt_list(drv, proto);
+    list = blk_create_opt_list(drv, proto);
     if ((a->options && opts_parse(opts, a->options, NULL, &err) < 0) ||
         opts_validate(opts, list, drv->name, &err) < 0) {
         tool_report(err, -EINVAL);

@@ -12,35 +12,6 @@
 #include "img-cmds.h"
 #include "util.h"
 
-/* The format's create options followed by the protocol's that the format
- * does not already have (QEMU's qemu_opts_append order). */
-static struct blk_opt_desc *merge_create_opts(const struct blk_driver *drv,
-                                              const struct blk_driver *proto)
-{
-    const struct blk_opt_desc *lists[2] = {drv->create_opts,
-                                           proto ? proto->create_opts : NULL};
-    struct blk_opt_desc *out;
-    int n = 0, max = 1;
-
-    for (int l = 0; l < 2; l++) {
-        for (const struct blk_opt_desc *d = lists[l]; d && d->name; d++) {
-            max++;
-        }
-    }
-    out = xzalloc(sizeof(*out) * max);
-    for (int l = 0; l < 2; l++) {
-        for (const struct blk_opt_desc *d = lists[l]; d && d->name; d++) {
-            int i;
-            for (i = 0; i < n && strcmp(out[i].name, d->name) != 0; i++) {
-            }
-            if (i == n) {
-                out[n++] = *d;
-            }
-        }
-    }
-    return out;
-}
-
 static const struct blk_opt_desc *find_desc(const struct blk_opt_desc *list,
                                             const char *name)
 {
@@ -95,7 +66,7 @@ static int print_option_help(const char *filename, const char *fmt)
             return 1;
         }
     }
-    list = merge_create_opts(drv, proto);
+    list = blk_create_opt_list(drv, proto);
     for (const struct blk_opt_desc *d = list; d->name; d++) {
         n++;
     }
@@ -216,7 +187,7 @@ static int do_create(const char *filename, const char *fmt,
                    drv->name);
         goto out;
     }
-    list = merge_create_opts(drv, proto);
+    list = blk_create_opt_list(drv, proto);
     if (options && opts_parse(opts, options, NULL, &err) < 0) {
         goto out;
     }
