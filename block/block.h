@@ -54,6 +54,12 @@ enum {
     BLK_REQ_NO_FALLBACK = 1u << 2, /* write_zeroes: -ENOTSUP unless cheap */
 };
 
+/* check(): what to repair (qemu-img check -r leaks|all). */
+enum {
+    BLK_FIX_LEAKS = 1u << 0,
+    BLK_FIX_ERRORS = 1u << 1,
+};
+
 /* Block status bits (returned by block_status). */
 enum {
     BLK_STATUS_DATA = 1u << 0,         /* data is stored for this range */
@@ -88,7 +94,42 @@ struct blk_limits {
 };
 
 struct blk_node;
-struct blk_check_result;
+
+/* The result of a consistency check, as QEMU's BdrvCheckResult: counts of
+ * problems found and fixed, and the fragmentation figures of `check`. */
+struct blk_check_result {
+    int corruptions;        /* errors left after the check (and repair) */
+    int leaks;              /* leaked clusters left */
+    int check_errors;       /* the check itself failed to read something */
+    int corruptions_fixed;
+    int leaks_fixed;
+    int64_t image_end_offset; /* 0: unknown */
+    uint64_t total_clusters, allocated_clusters, fragmented_clusters,
+        compressed_clusters;  /* all 0: the format has no such figures */
+};
+
+/* An internal snapshot (qcow2), as `snapshot -l` and `info` list it. */
+struct blk_snapshot {
+    char *id;               /* "1", "2", ... (owned) */
+    char *name;             /* (owned) */
+    uint64_t vm_state_size;
+    uint32_t date_sec, date_nsec;
+    uint64_t vm_clock_nsec;
+    uint64_t icount;        /* UINT64_MAX: not recorded */
+    uint64_t disk_size;     /* virtual size when taken */
+};
+void blk_snapshot_list_free(struct blk_snapshot *list, int n);
+
+/* The sizes `measure` reports, in bytes. */
+struct blk_measure {
+    uint64_t required;        /* for the allocated data of the input */
+    uint64_t fully_allocated; /* if every cluster were allocated */
+    uint64_t bitmaps;         /* for persistent bitmaps (qcow2) */
+    bool has_bitmaps;         /* the output format stores bitmaps */
+};
+
+/* Progress of a long operation: done out of total (any unit). */
+typedef void blk_progress_fn(void *opaque, uint64_t done, uint64_t total);
 
 /* Information a format reports for `info`. */
 struct blk_info {
@@ -150,6 +191,57 @@ struct blk_driver {
     /* Does a newly created image read as zeroes?  NULL: false. */
     bool (*has_zero_init)(struct blk_node *bs);
     int (*get_info)(struct blk_node *bs, struct blk_info *info);
+
+    /* ---- optional operations; NULL: the core answers -ENOTSUP ---- */
+
+    /* Write compressed data (convert -c, coroutine_fn): offset is aligned
+     * to the cluster size and bytes is one cluster (less at the end of the
+     * image); the core does no splitting or read-modify-write. */
+    int (*pwritev_compressed)(struct blk_node *bs, uint64_t offset,
+                              uint64_t bytes, struct blk_iov *qiov);
+
+    /* Internal snapshots (coroutine_fn).  create fills in the id when
+     * sn->id is NULL; list returns the count and a malloc'd array. */
+    int (*snapshot_create)(struct blk_node *bs, struct blk_snapshot *sn,
+                           struct strata_error **errp);
+    int (*snapshot_goto)(struct blk_node *bs, const char *id_or_name,
+                         struct strata_error **errp);
+    int (*snapshot_delete)(struct blk_node *bs, const char *id,
+                           const char *name, struct strata_error **errp);
+    int (*snapshot_list)(struct blk_node *bs, struct blk_snapshot **list);
+
+    /* Consistency check with optional repair (BLK_FIX_*), coroutine_fn.
+     * Returns 0 when the check ran (whatever it found), -errno when it
+     * could not. */
+    int (*check)(struct blk_node *bs, struct blk_check_result *res,
+                 unsigned fix);
+
+    /* Change creation options of an open (read-write) image: amend -o.
+     * Options the format cannot change give a clear error. */
+    int (*amend)(struct blk_node *bs, struct blk_opts *opts, bool force,
+                 blk_progress_fn *progress, void *opaque,
+                 struct strata_error **errp);
+
+    /* Sizes a new image of this format would need for the create options
+     * in opts ("size" when in is NULL) holding the data of `in`. */
+    int (*measure)(struct blk_opts *opts, struct blk_node *in,
+                   struct blk_measure *out, struct strata_error **errp);
+
+    /* Rewrite the backing file name and format recorded in the image
+     * (NULL file: no backing). */
+    int (*change_backing_file)(struct blk_node *bs, const char *backing_file,
+                               const char *backing_fmt,
+                               struct strata_error **errp);
+
+    /* Drop every allocation so the image reads from its backing again
+     * (after commit); coroutine_fn. */
+    int (*make_empty)(struct blk_node *bs, struct strata_error **errp);
+
+    /* Switch an open node between read-only and read-write (protocols
+     * reopen their descriptor and locks; formats prepare their metadata).
+     * The core calls the children first. */
+    int (*reopen)(struct blk_node *bs, bool read_write,
+                  struct strata_error **errp);
 
     unsigned supported_write_flags; /* BLK_REQ_FUA */
     unsigned supported_zero_flags;  /* BLK_REQ_FUA | BLK_REQ_MAY_UNMAP */
@@ -275,6 +367,10 @@ int coroutine_fn blk_co_read_backing(struct blk_node *bs, uint64_t offset,
                                      uint64_t bytes, struct blk_iov *qiov);
 /* Wait until no request is in flight on bs. */
 void coroutine_fn blk_co_drain(struct blk_node *bs);
+/* Compressed write of one cluster (see pwritev_compressed). */
+int coroutine_fn blk_co_pwritev_compressed(struct blk_node *bs,
+                                           uint64_t offset, uint64_t bytes,
+                                           struct blk_iov *qiov);
 
 /* Synchronous wrappers: callable in or out of coroutine context. */
 int blk_preadv(struct blk_node *bs, uint64_t offset, uint64_t bytes,
@@ -297,6 +393,40 @@ int blk_block_status_above(struct blk_node *bs, struct blk_node *base,
 int blk_truncate(struct blk_node *bs, uint64_t size, bool exact,
                  enum blk_prealloc prealloc, struct strata_error **errp);
 void blk_drain(struct blk_node *bs);
+int blk_pwrite_compressed(struct blk_node *bs, uint64_t offset,
+                          uint64_t bytes, const void *buf);
+/* Run fn(opaque) in a coroutine on this thread's loop (or directly when
+ * already in one) and return its result: sync wrappers for the optional
+ * operations are built on this. */
+int blk_run_co(int coroutine_fn (*fn)(void *opaque), void *opaque);
+
+/* ---- optional operations (ops.c): -ENOTSUP with a message naming the
+ * format when its driver lacks the operation ---- */
+
+int blk_snapshot_create(struct blk_node *bs, struct blk_snapshot *sn,
+                        struct strata_error **errp);
+int blk_snapshot_goto(struct blk_node *bs, const char *id_or_name,
+                      struct strata_error **errp);
+int blk_snapshot_delete(struct blk_node *bs, const char *id,
+                        const char *name, struct strata_error **errp);
+/* Returns the count (>= 0) and a malloc'd array (NULL when 0). */
+int blk_snapshot_list(struct blk_node *bs, struct blk_snapshot **list);
+int blk_check(struct blk_node *bs, struct blk_check_result *res,
+              unsigned fix, struct strata_error **errp);
+int blk_amend(struct blk_node *bs, struct blk_opts *opts, bool force,
+              blk_progress_fn *progress, void *opaque,
+              struct strata_error **errp);
+int blk_measure(const struct blk_driver *drv, struct blk_opts *opts,
+                struct blk_node *in, struct blk_measure *out,
+                struct strata_error **errp);
+int blk_change_backing_file(struct blk_node *bs, const char *backing_file,
+                            const char *backing_fmt,
+                            struct strata_error **errp);
+int blk_make_empty(struct blk_node *bs, struct strata_error **errp);
+/* Make bs and its subtree read-write or read-only again (commit opens its
+ * base read-write this way, the same node the overlay's chain holds). */
+int blk_reopen(struct blk_node *bs, bool read_write,
+               struct strata_error **errp);
 
 /* ---- queries ---- */
 

@@ -171,3 +171,53 @@ int blk_truncate(struct blk_node *bs, uint64_t size, bool exact,
                          .exact = exact, .prealloc = prealloc, .errp = errp};
     return sync_run(&r);
 }
+
+struct run_co {
+    int coroutine_fn (*fn)(void *opaque);
+    void *opaque;
+    int ret;
+    bool done;
+};
+
+static void coroutine_fn run_co_entry(void *opaque)
+{
+    struct run_co *r = opaque;
+
+    r->ret = r->fn(r->opaque);
+    r->done = true;
+}
+
+int blk_run_co(int coroutine_fn (*fn)(void *opaque), void *opaque)
+{
+    struct run_co r = {.fn = fn, .opaque = opaque};
+
+    if (in_coroutine()) {
+        return fn(opaque);
+    }
+    coroutine_enter(coroutine_create(run_co_entry, &r));
+    loop_run_until(loop_current(), &r.done);
+    return r.ret;
+}
+
+struct compressed_req {
+    struct blk_node *bs;
+    uint64_t offset, bytes;
+    const void *buf;
+};
+
+static int coroutine_fn compressed_entry(void *opaque)
+{
+    struct compressed_req *c = opaque;
+    struct blk_iov q;
+
+    blk_iov_init_buf(&q, (void *)c->buf, c->bytes);
+    return blk_co_pwritev_compressed(c->bs, c->offset, c->bytes, &q);
+}
+
+int blk_pwrite_compressed(struct blk_node *bs, uint64_t offset,
+                          uint64_t bytes, const void *buf)
+{
+    struct compressed_req c = {bs, offset, bytes, buf};
+
+    return blk_run_co(compressed_entry, &c);
+}

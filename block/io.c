@@ -325,6 +325,29 @@ int coroutine_fn blk_co_pwritev(struct blk_node *bs, uint64_t offset,
     return ret;
 }
 
+/* Compressed writes go to the driver whole: it compresses one cluster at
+ * a time, so the core neither splits nor read-modify-writes them. */
+int coroutine_fn blk_co_pwritev_compressed(struct blk_node *bs,
+                                           uint64_t offset, uint64_t bytes,
+                                           struct blk_iov *qiov)
+{
+    struct blk_tracked_req req;
+    int ret = check_request(bs, offset, bytes, true);
+
+    if (ret < 0 || bytes == 0) {
+        return ret;
+    }
+    if (!bs->drv->pwritev_compressed) {
+        return -ENOTSUP;
+    }
+    inc_in_flight(bs);
+    track_begin(bs, &req, offset, bytes, true);
+    ret = bs->drv->pwritev_compressed(bs, offset, bytes, qiov);
+    track_end(bs, &req);
+    dec_in_flight(bs);
+    return ret;
+}
+
 /* ---- write zeroes ---- */
 
 /* Write real zeroes over an aligned range. */
