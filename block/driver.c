@@ -11,6 +11,11 @@
 /* Formats first: probing walks the table in order and keeps the best score. */
 const struct blk_driver *const blk_driver_table[] = {
     &blk_drv_qcow2,
+    &blk_drv_vmdk,
+    &blk_drv_ova,
+    &blk_drv_vdi,
+    &blk_drv_vpc,
+    &blk_drv_vhdx,
     &blk_drv_raw,
     &blk_drv_file,
     &blk_drv_null,

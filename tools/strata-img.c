@@ -23,10 +23,19 @@ struct img_cmd {
 };
 
 static const struct img_cmd img_cmds[] = {
+    {"amend", img_amend,
+     "amend [--object objectdef] [--image-opts] [-p] [-q] [-f fmt] "
+     "[-t cache] [--force] -o options filename"},
     {"bench", img_bench,
      "bench [-c count] [-d depth] [-f fmt] [--flush-interval=flush_interval] "
      "[-i aio] [-n] [--no-drain] [-o offset] [--pattern=pattern] [-q] "
      "[-s buffer_size] [-S step_size] [-t cache] [-w] [-U] filename"},
+    {"check", img_check,
+     "check [--object objectdef] [--image-opts] [-q] [-f fmt] "
+     "[--output=ofmt] [-r [leaks | all]] [-T src_cache] [-U] filename"},
+    {"commit", img_commit,
+     "commit [--object objectdef] [--image-opts] [-q] [-f fmt] [-t cache] "
+     "[-b base] [-r rate_limit] [-d] [-p] filename"},
     {"compare", img_compare,
      "compare [--object objectdef] [--image-opts] [-f fmt] [-F fmt] "
      "[-T src_cache] [-p] [-q] [-s] [-U] filename1 filename2"},
@@ -50,6 +59,20 @@ static const struct img_cmd img_cmds[] = {
      "map [--object objectdef] [--image-opts] [-f fmt] "
      "[--start-offset=offset] [--max-length=len] [--output=ofmt] [-U] "
      "filename"},
+    {"measure", img_measure,
+     "measure [--output=ofmt] [-O output_fmt] [-o options] [--size N | "
+     "[--object objectdef] [--image-opts] [-f fmt] [-l snapshot_param] "
+     "filename]"},
+    {"snapshot", img_snapshot,
+     "snapshot [--object objectdef] [--image-opts] [-U] [-q] "
+     "[-l | -a snapshot | -c snapshot | -d snapshot] filename"},
+    {"rebase", img_rebase,
+     "rebase [--object objectdef] [--image-opts] [-U] [-q] [-f fmt] "
+     "[-t cache] [-T src_cache] [-p] [-u] -b backing_file [-F backing_fmt] "
+     "filename"},
+    {"resize", img_resize,
+     "resize [--object objectdef] [--image-opts] [-f fmt] "
+     "[--preallocation=prealloc] [-q] [--shrink] filename [+ | -]size"},
     {NULL, NULL, NULL},
 };
 
@@ -211,6 +234,80 @@ struct blk_node *img_open(const char *name, const char *fmt, bool image_opts,
         return NULL;
     }
     return bs;
+}
+
+int img_std_opt(struct img_std_opts *o, int c, const char *arg)
+{
+    switch (c) {
+    case 'f':
+        o->fmt = arg;
+        return 1;
+    case 't':
+        o->cache = arg;
+        return 1;
+    case 'q':
+        o->quiet = true;
+        return 1;
+    case 'p':
+        o->progress = true;
+        return 1;
+    case 'U':
+        o->force_share = true;
+        return 1;
+    case IMG_OPT_IMAGE_OPTS:
+        o->image_opts = true;
+        return 1;
+    case IMG_OPT_OBJECT:
+        return tool_object_add(arg) < 0 ? -1 : 1;
+    }
+    return 0;
+}
+
+const char *img_one_filename(int argc, char **argv)
+{
+    if (optind != argc - 1) {
+        img_error_exit("Expecting one image file name");
+    }
+    return argv[optind];
+}
+
+static const char *opt_type_name(enum blk_opt_type t)
+{
+    switch (t) {
+    case OPT_STRING: return "str";
+    case OPT_BOOL: return "bool (on/off)";
+    case OPT_NUMBER: return "num";
+    case OPT_SIZE: return "size";
+    }
+    return "?";
+}
+
+void img_print_opt_help(const char *title, const struct blk_opt_desc *list)
+{
+    char **lines;
+    int n = 0;
+
+    while (list[n].name) {
+        n++;
+    }
+    lines = xzalloc(sizeof(*lines) * (n + 1));
+    for (int i = 0; i < n; i++) {
+        char *s = xasprintf("  %s=<%s>", list[i].name,
+                            opt_type_name(list[i].type));
+        if (list[i].help) {
+            char *t = xasprintf("%-24s - %s", s, list[i].help);
+            free(s);
+            s = t;
+        }
+        lines[i] = s;
+    }
+    qsort(lines, n, sizeof(*lines), cmp_str);
+    printf("%s\n", title);
+    for (int i = 0; i < n; i++) {
+        printf("%s\n", lines[i]);
+        free(lines[i]);
+    }
+    free(lines);
 }
 
 /* qemu-img's is_valid_option_list(): not empty, no leading comma, and an
