@@ -45,6 +45,9 @@ enum {
     BLK_O_NO_LOCK = 1u << 6,      /* take no OFD locks */
     BLK_O_PROBED = 1u << 7,       /* format was guessed: raw guards sector 0 */
     BLK_O_CREATE = 1u << 8,       /* opened by a create(); no probing guards */
+    BLK_O_CHECK = 1u << 9,        /* opened by check: a corrupt image may be
+                                   * opened read-write, a dirty one is not
+                                   * repaired on open (QEMU's BDRV_O_CHECK) */
 };
 
 /* Request flags. */
@@ -106,6 +109,11 @@ struct blk_check_result {
     int64_t image_end_offset; /* 0: unknown */
     uint64_t total_clusters, allocated_clusters, fragmented_clusters,
         compressed_clusters;  /* all 0: the format has no such figures */
+    char *messages;         /* malloc'd lines the check reports as it goes
+                             * (what QEMU prints on stderr), or NULL; the
+                             * caller frees it.  A line starting with '\1'
+                             * is an error to print after the program's
+                             * name ("strata-img: ...") */
 };
 
 /* An internal snapshot (qcow2), as `snapshot -l` and `info` list it. */
@@ -135,6 +143,7 @@ typedef void blk_progress_fn(void *opaque, uint64_t done, uint64_t total);
 struct blk_info {
     uint32_t cluster_size;         /* 0 when the format has none */
     bool is_dirty;
+    bool encrypted;                /* data is encrypted (info's "encrypted") */
     struct json *format_specific;  /* {"type":..., "data": {...}} or NULL; owned */
 };
 
@@ -242,6 +251,19 @@ struct blk_driver {
      * The core calls the children first. */
     int (*reopen)(struct blk_node *bs, bool read_write,
                   struct strata_error **errp);
+
+    /* Copy [src_off, src_off+bytes) of src to dst_off of dst without the
+     * data passing through our memory (copy_file_range), coroutine_fn.
+     * The core calls src's copy_range_from; a format that maps straight
+     * onto its file (raw) forwards to its child, and a protocol hands over
+     * to dst's copy_range_to, which forwards down to dst's protocol.
+     * -ENOTSUP anywhere: the caller copies the ordinary way. */
+    int (*copy_range_from)(struct blk_node *bs, uint64_t src_off,
+                           struct blk_node *dst, uint64_t dst_off,
+                           uint64_t bytes);
+    int (*copy_range_to)(struct blk_node *src, uint64_t src_off,
+                         struct blk_node *bs, uint64_t dst_off,
+                         uint64_t bytes);
 
     unsigned supported_write_flags; /* BLK_REQ_FUA */
     unsigned supported_zero_flags;  /* BLK_REQ_FUA | BLK_REQ_MAY_UNMAP */
@@ -367,6 +389,11 @@ int coroutine_fn blk_co_read_backing(struct blk_node *bs, uint64_t offset,
                                      uint64_t bytes, struct blk_iov *qiov);
 /* Wait until no request is in flight on bs. */
 void coroutine_fn blk_co_drain(struct blk_node *bs);
+/* Copy between two nodes without a bounce through memory when both sides
+ * support it (see copy_range_from); -ENOTSUP when not. */
+int coroutine_fn blk_co_copy_range(struct blk_node *src, uint64_t src_off,
+                                   struct blk_node *dst, uint64_t dst_off,
+                                   uint64_t bytes);
 /* Compressed write of one cluster (see pwritev_compressed). */
 int coroutine_fn blk_co_pwritev_compressed(struct blk_node *bs,
                                            uint64_t offset, uint64_t bytes,

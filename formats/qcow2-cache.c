@@ -285,9 +285,14 @@ int coroutine_fn qcow2_cache_set_dependency(struct blk_node *bs,
 static int coroutine_fn get_slot(struct blk_node *bs, struct qcow2_cache *c,
                                  uint64_t offset, bool read, void **table)
 {
-    int i = lookup(c, offset);
-    int ret;
+    int i, ret;
 
+    if (offset == 0) {
+        /* offset 0 is the header (and marks an empty slot): a table there
+         * means the image is corrupt */
+        return -EIO;
+    }
+    i = lookup(c, offset);
     if (i >= 0) {
         goto found;
     }

@@ -1,7 +1,9 @@
 /* qcow2 cluster mapping: L1 -> L2 -> host clusters, growing the L1 table,
  * allocating L2 tables (copying shared ones), choosing host clusters for
- * writes and entering them once the data is written, zeroing and
- * discarding clusters.  Everything here runs with s->lock held. */
+ * writes and entering them once the data is written (extended L2 entries:
+ * per subcluster).  Compressed clusters are entered in qcow2-compress.c,
+ * zeroing and discarding are in qcow2-zero.c.
+ * Everything here runs with s->lock held. */
 #include "config.h"
 
 #include <errno.h>
@@ -17,7 +19,7 @@ enum qcow2_cluster_type qcow2_cluster_type(const struct qcow2_state *s,
     if (l2_entry & QCOW2_OFLAG_COMPRESSED) {
         return QCOW2_CLUSTER_COMPRESSED;
     }
-    if (l2_entry & QCOW2_OFLAG_ZERO) {
+    if ((l2_entry & QCOW2_OFLAG_ZERO) && !s->extended_l2) {
         return (l2_entry & QCOW2_L2E_OFFSET_MASK) ? QCOW2_CLUSTER_ZERO_ALLOC
                                                   : QCOW2_CLUSTER_ZERO_PLAIN;
     }
@@ -36,14 +38,73 @@ void qcow2_compressed_range(const struct qcow2_state *s, uint64_t l2_entry,
     *bytes = nb_sectors * 512 - (*offset & 511);
 }
 
-static uint64_t l2_get(const void *l2, uint32_t i)
+#define l2_get(l2, i) qcow2_l2_entry(s, (l2), (i))
+#define l2_set(l2, i, v) qcow2_set_l2_entry(s, (l2), (i), (v))
+
+int qcow2_subcluster_type(const struct qcow2_state *s, uint64_t l2_entry,
+                          uint64_t bitmap, unsigned sc)
 {
-    return qcow2_ld64((const uint8_t *)l2 + 8 * (size_t)i);
+    enum qcow2_cluster_type t = qcow2_cluster_type(s, l2_entry);
+    bool zero = (bitmap >> (32 + sc)) & 1;
+
+    switch (t) {
+    case QCOW2_CLUSTER_COMPRESSED:
+        return t;
+    case QCOW2_CLUSTER_UNALLOCATED:
+        if (bitmap & QCOW2_L2_BITMAP_ALL_ALLOC) {
+            return -EIO;
+        }
+        return zero ? QCOW2_CLUSTER_ZERO_PLAIN : QCOW2_CLUSTER_UNALLOCATED;
+    default:
+        if ((bitmap >> 32) & bitmap) {
+            return -EIO;
+        }
+        if (zero) {
+            return QCOW2_CLUSTER_ZERO_ALLOC;
+        }
+        return (bitmap >> sc) & 1 ? QCOW2_CLUSTER_NORMAL
+                                  : QCOW2_CLUSTER_UNALLOCATED_ALLOC;
+    }
 }
 
-static void l2_set(void *l2, uint32_t i, uint64_t v)
+/* Extended L2: the type of the subcluster at in_cluster of entry
+ * l2_index and how far (bytes from the start of that cluster, at most
+ * `needed`, rounded up to subclusters) the same type continues, for data
+ * at contiguous host offsets. */
+static int ext_run(const struct qcow2_state *s, const void *l2,
+                   uint32_t l2_index, uint64_t in_cluster, uint64_t needed,
+                   uint64_t *end)
 {
-    qcow2_st64((uint8_t *)l2 + 8 * (size_t)i, v);
+    uint64_t e0 = l2_get(l2, l2_index);
+    uint64_t host0 = e0 & QCOW2_L2E_OFFSET_MASK;
+    unsigned sc = (unsigned)(in_cluster >> s->subcluster_bits);
+    int type = qcow2_subcluster_type(s, e0, qcow2_l2_bitmap(s, l2, l2_index),
+                                     sc);
+    uint64_t pos = (uint64_t)(sc + 1) << s->subcluster_bits;
+
+    if (type == QCOW2_CLUSTER_COMPRESSED) {
+        pos = s->cluster_size;
+    }
+    while (type > 0 && type != QCOW2_CLUSTER_COMPRESSED && pos < needed) {
+        uint32_t i = (uint32_t)(pos >> s->cluster_bits);
+        uint64_t e = l2_get(l2, l2_index + i);
+        int t = qcow2_subcluster_type(s, e, qcow2_l2_bitmap(s, l2,
+                                                            l2_index + i),
+                                      (unsigned)(pos >> s->subcluster_bits) &
+                                          (QCOW2_EXTL2_SUBCLUSTERS - 1));
+        if (t != type) {
+            break;
+        }
+        if (type != QCOW2_CLUSTER_UNALLOCATED &&
+            type != QCOW2_CLUSTER_ZERO_PLAIN &&
+            (e & QCOW2_L2E_OFFSET_MASK) !=
+                host0 + ((uint64_t)i << s->cluster_bits)) {
+            break;
+        }
+        pos += s->subcluster_size;
+    }
+    *end = pos;
+    return type;
 }
 
 /* ---- reading the mapping ---- */
@@ -133,9 +194,28 @@ int coroutine_fn qcow2_get_host_offset(struct blk_node *bs, uint64_t offset,
         }
         *host = hc + in_cluster;
     }
-    avail = (uint64_t)count_run(s, l2, l2_index,
-                                (uint32_t)qcow2_size_to_clusters(s, needed))
-            << s->cluster_bits;
+    if (s->extended_l2) {
+        int t = ext_run(s, l2, l2_index, in_cluster, needed, &avail);
+        if (t < 0) {
+            qcow2_cache_put(s->l2_cache, &l2);
+            return qcow2_signal_corruption(bs, true, "Invalid cluster entry "
+                                           "found (L2 offset: %#llx, L2 "
+                                           "index: %#x)",
+                                           (unsigned long long)l2_offset,
+                                           l2_index);
+        }
+        type = t;
+        if (type == QCOW2_CLUSTER_UNALLOCATED ||
+            type == QCOW2_CLUSTER_ZERO_PLAIN ||
+            type == QCOW2_CLUSTER_COMPRESSED) {
+            *host = 0;
+        }
+    } else {
+        avail = (uint64_t)count_run(s, l2, l2_index,
+                                    (uint32_t)qcow2_size_to_clusters(s,
+                                                                     needed))
+                << s->cluster_bits;
+    }
     qcow2_cache_put(s->l2_cache, &l2);
 out:
     avail = MIN(avail, needed);
@@ -302,8 +382,8 @@ fail:
 
 /* The L2 table for a guest offset, made writable (allocated or unshared)
  * first; referenced in the cache, put it back when done. */
-static int coroutine_fn get_l2_for_write(struct blk_node *bs, uint64_t offset,
-                                         void **l2, uint32_t *l2_index)
+int coroutine_fn qcow2_get_l2_for_write(struct blk_node *bs, uint64_t offset,
+                                        void **l2, uint32_t *l2_index)
 {
     struct qcow2_state *s = bs->opaque;
     uint64_t l1_index = qcow2_l1_index(s, offset);
@@ -403,7 +483,7 @@ void coroutine_fn qcow2_wait_allocs(struct blk_node *bs, uint64_t offset,
     } while (waited);
 }
 
-static void register_alloc(struct qcow2_state *s, struct qcow2_alloc *m)
+void qcow2_register_alloc(struct qcow2_state *s, struct qcow2_alloc *m)
 {
     co_queue_init(&m->waiters);
     m->prev = NULL;
@@ -414,7 +494,7 @@ static void register_alloc(struct qcow2_state *s, struct qcow2_alloc *m)
     s->allocs = m;
 }
 
-static void unregister_alloc(struct qcow2_state *s, struct qcow2_alloc *m)
+void qcow2_unregister_alloc(struct qcow2_state *s, struct qcow2_alloc *m)
 {
     if (m->prev) {
         m->prev->next = m->next;
@@ -425,6 +505,78 @@ static void unregister_alloc(struct qcow2_state *s, struct qcow2_alloc *m)
         m->next->prev = m->prev;
     }
     co_queue_wake_all(&m->waiters);
+}
+
+/* Extended L2: are all subclusters of the write [in_cluster, + bytes)
+ * from entry l2_index on allocated (no COW needed in place)? */
+static bool ext_all_normal(const struct qcow2_state *s, const void *l2,
+                           uint32_t l2_index, uint64_t in_cluster,
+                           uint64_t bytes)
+{
+    uint64_t first = in_cluster >> s->subcluster_bits;
+    uint64_t last = (in_cluster + bytes - 1) >> s->subcluster_bits;
+
+    for (uint64_t i = first; i <= last; i++) {
+        uint32_t c = l2_index + (uint32_t)(i / QCOW2_EXTL2_SUBCLUSTERS);
+        if (qcow2_subcluster_type(s, l2_get(l2, c), qcow2_l2_bitmap(s, l2, c),
+                                  (unsigned)(i % QCOW2_EXTL2_SUBCLUSTERS)) !=
+            QCOW2_CLUSTER_NORMAL) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Extended L2: the copy-on-write parts of an allocation as QEMU chooses
+ * them (calculate_l2_meta): only the subclusters the write touches, plus
+ * the allocated subclusters of an old cluster that moves. */
+static void ext_cow(const struct qcow2_state *s, struct qcow2_alloc *m,
+                    uint64_t in_cluster, uint64_t bytes)
+{
+    uint64_t end = in_cluster + bytes; /* from guest_offset */
+    uint64_t last_start = (m->nb_clusters - 1) << s->cluster_bits;
+    uint64_t end_in_last = end - last_start;
+    unsigned sc = (unsigned)(in_cluster >> s->subcluster_bits);
+    unsigned lsc = (unsigned)((end_in_last - 1) >> s->subcluster_bits);
+    uint64_t from, to;
+    uint32_t alloc;
+    int t;
+
+    t = qcow2_subcluster_type(s, m->old_first, m->old_first_bitmap, sc);
+    alloc = (uint32_t)(m->old_first_bitmap & QCOW2_L2_BITMAP_ALL_ALLOC);
+    if (m->keep_old) {
+        from = t == QCOW2_CLUSTER_NORMAL
+                   ? in_cluster
+                   : (uint64_t)sc << s->subcluster_bits;
+    } else if (t == QCOW2_CLUSTER_COMPRESSED) {
+        from = 0;
+    } else if (m->old_first & QCOW2_L2E_OFFSET_MASK) {
+        unsigned first_alloc = alloc ? (unsigned)__builtin_ctz(alloc) : 32;
+        from = (uint64_t)MIN(sc, first_alloc) << s->subcluster_bits;
+    } else {
+        from = (uint64_t)sc << s->subcluster_bits;
+    }
+
+    t = qcow2_subcluster_type(s, m->old_last, m->old_last_bitmap, lsc);
+    alloc = (uint32_t)(m->old_last_bitmap & QCOW2_L2_BITMAP_ALL_ALLOC);
+    if (m->keep_old) {
+        to = t == QCOW2_CLUSTER_NORMAL
+                 ? end_in_last
+                 : ROUND_UP(end_in_last, (uint64_t)s->subcluster_size);
+    } else if (t == QCOW2_CLUSTER_COMPRESSED) {
+        to = s->cluster_size;
+    } else if (m->old_last & QCOW2_L2E_OFFSET_MASK) {
+        unsigned last_alloc = alloc ? (unsigned)__builtin_clz(alloc) : 32;
+        to = s->cluster_size -
+             ((uint64_t)MIN(QCOW2_EXTL2_SUBCLUSTERS - lsc - 1, last_alloc)
+              << s->subcluster_bits);
+    } else {
+        to = ROUND_UP(end_in_last, (uint64_t)s->subcluster_size);
+    }
+    m->cow_head = in_cluster - from;
+    m->cow_tail = to - end_in_last;
+    m->written_from = from;
+    m->written_to = last_start + to;
 }
 
 int coroutine_fn qcow2_alloc_host_offset(struct blk_node *bs,
@@ -449,7 +601,7 @@ again:
     }
     in_cluster = qcow2_offset_into_cluster(s, offset);
     cluster_start = offset - in_cluster;
-    ret = get_l2_for_write(bs, offset, &l2, &l2_index);
+    ret = qcow2_get_l2_for_write(bs, offset, &l2, &l2_index);
     if (ret < 0) {
         return ret;
     }
@@ -482,6 +634,9 @@ again:
         }
         *bytes = MIN(*bytes, ((uint64_t)n << s->cluster_bits) - in_cluster);
         *host = hc + in_cluster;
+        if (s->extended_l2) {
+            all_normal = ext_all_normal(s, l2, l2_index, in_cluster, *bytes);
+        }
         if (all_normal) {
             qcow2_cache_put(s->l2_cache, &l2);
             return qcow2_pre_write_overlap_check(bs, 0, *host, *bytes);
@@ -524,7 +679,12 @@ again:
     m->old_last = l2_get(l2, l2_index + (uint32_t)m->nb_clusters - 1);
     m->cow_head = in_cluster;
     m->cow_tail = (m->nb_clusters << s->cluster_bits) - in_cluster - *bytes;
-    if (m->keep_old) {
+    if (s->extended_l2) {
+        m->old_first_bitmap = qcow2_l2_bitmap(s, l2, l2_index);
+        m->old_last_bitmap = qcow2_l2_bitmap(s, l2, l2_index +
+                                             (uint32_t)m->nb_clusters - 1);
+        ext_cow(s, m, in_cluster, *bytes);
+    } else if (m->keep_old) {
         /* only preallocated zero clusters need their rest zeroed */
         if (qcow2_cluster_type(s, m->old_first) == QCOW2_CLUSTER_NORMAL) {
             m->cow_head = 0;
@@ -546,9 +706,27 @@ again:
         free(m);
         return ret;
     }
-    register_alloc(s, m);
+    qcow2_register_alloc(s, m);
     *alloc = m;
     return 0;
+}
+
+/* Extended L2: the subclusters an allocation wrote into its cluster i
+ * become allocated (and lose their zero bits). */
+static void ext_mark_written(const struct qcow2_state *s,
+                             const struct qcow2_alloc *m, void *l2,
+                             uint32_t index, uint64_t i)
+{
+    uint64_t start = i << s->cluster_bits, bitmap;
+    uint64_t from = MAX(m->written_from, start);
+    uint64_t to = MIN(m->written_to, start + s->cluster_size);
+    unsigned first = (unsigned)((from - start) >> s->subcluster_bits);
+    unsigned last = (unsigned)((to - 1 - start) >> s->subcluster_bits);
+    uint64_t range = qcow2_sc_alloc_range(first, last + 1);
+
+    bitmap = qcow2_l2_bitmap(s, l2, index);
+    bitmap = (bitmap | range) & ~(range << 32);
+    qcow2_set_l2_bitmap(s, l2, index, bitmap);
 }
 
 int coroutine_fn qcow2_alloc_link_l2(struct blk_node *bs,
@@ -560,12 +738,23 @@ int coroutine_fn qcow2_alloc_link_l2(struct blk_node *bs,
     void *l2;
     int ret;
 
-    ret = get_l2_for_write(bs, m->guest_offset, &l2, &l2_index);
+    if (s->use_lazy_refcounts) {
+        /* from now on refcounts may lag: a crash leaves the image dirty */
+        ret = qcow2_mark_dirty(bs);
+        if (ret < 0) {
+            goto out;
+        }
+    }
+    ret = qcow2_get_l2_for_write(bs, m->guest_offset, &l2, &l2_index);
     if (ret < 0) {
         goto out;
     }
-    /* the new clusters' refcounts are on disk before these entries */
-    ret = qcow2_cache_set_dependency(bs, s->l2_cache, s->refblock_cache);
+    /* the new clusters' refcounts are on disk before these entries,
+     * unless the dirty bit says they need not be */
+    if (!(s->incompatible_features & QCOW2_INCOMPAT_DIRTY)) {
+        ret = qcow2_cache_set_dependency(bs, s->l2_cache,
+                                         s->refblock_cache);
+    }
     if (ret < 0) {
         qcow2_cache_put(s->l2_cache, &l2);
         goto out;
@@ -574,6 +763,9 @@ int coroutine_fn qcow2_alloc_link_l2(struct blk_node *bs,
         old[i] = l2_get(l2, l2_index + (uint32_t)i);
         l2_set(l2, l2_index + (uint32_t)i,
                (m->host_offset + (i << s->cluster_bits)) | QCOW2_OFLAG_COPIED);
+        if (s->extended_l2 && !m->prealloc) {
+            ext_mark_written(s, m, l2, l2_index + (uint32_t)i, i);
+        }
     }
     qcow2_cache_mark_dirty(s->l2_cache, l2);
     qcow2_cache_put(s->l2_cache, &l2);
@@ -588,7 +780,7 @@ out:
         qcow2_alloc_abort(bs, m);
         return ret;
     }
-    unregister_alloc(s, m);
+    qcow2_unregister_alloc(s, m);
     free(m);
     return 0;
 }
@@ -603,7 +795,7 @@ void coroutine_fn qcow2_alloc_abort(struct blk_node *bs,
                             m->nb_clusters << s->cluster_bits,
                             QCOW2_DISCARD_ALWAYS);
     }
-    unregister_alloc(s, m);
+    qcow2_unregister_alloc(s, m);
     free(m);
 }
 
@@ -617,7 +809,8 @@ int coroutine_fn qcow2_link_prealloc(struct blk_node *bs, uint64_t guest,
     m->guest_offset = guest;
     m->host_offset = host;
     m->nb_clusters = nb_clusters;
-    register_alloc(bs->opaque, m);
+    m->prealloc = true;
+    qcow2_register_alloc(bs->opaque, m);
     if (keep) {
         /* the start of the first cluster is in use: copy it over */
         uint64_t bytes = keep, h;
@@ -632,113 +825,4 @@ int coroutine_fn qcow2_link_prealloc(struct blk_node *bs, uint64_t guest,
         }
     }
     return qcow2_alloc_link_l2(bs, m);
-}
-
-/* ---- zeroing and discarding ---- */
-
-/* Apply fn to every L2 entry of the clusters of [offset, offset + bytes),
- * one slice at a time, freeing what the new entries drop. */
-static int coroutine_fn rewrite_entries(struct blk_node *bs, uint64_t offset,
-                                        uint64_t bytes,
-                                        uint64_t (*fn)(struct blk_node *bs,
-                                                       uint64_t old,
-                                                       unsigned arg,
-                                                       bool *free_old),
-                                        unsigned arg,
-                                        enum qcow2_discard_type type)
-{
-    struct qcow2_state *s = bs->opaque;
-    uint64_t nb = qcow2_size_to_clusters(s, bytes);
-    int ret = 0;
-
-    s->cache_discards = true;
-    while (nb > 0) {
-        uint32_t l2_index, n;
-        void *l2;
-
-        ret = get_l2_for_write(bs, offset, &l2, &l2_index);
-        if (ret < 0) {
-            break;
-        }
-        n = s->l2_slice_size - (l2_index & (s->l2_slice_size - 1));
-        n = (uint32_t)MIN((uint64_t)n, nb);
-        for (uint32_t i = 0; i < n; i++) {
-            uint64_t old = l2_get(l2, l2_index + i);
-            bool free_old = false;
-            uint64_t new = fn(bs, old, arg, &free_old);
-            if (new == old) {
-                continue;
-            }
-            qcow2_cache_mark_dirty(s->l2_cache, l2);
-            l2_set(l2, l2_index + i, new);
-            if (free_old) {
-                qcow2_free_any_cluster(bs, old, type);
-            }
-        }
-        qcow2_cache_put(s->l2_cache, &l2);
-        offset += (uint64_t)n << s->cluster_bits;
-        nb -= n;
-    }
-    s->cache_discards = false;
-    qcow2_process_discards(bs, ret);
-    return ret;
-}
-
-/* New L2 entry for write_zeroes (QEMU: compressed clusters always go). */
-static uint64_t zero_entry(struct blk_node *bs, uint64_t old, unsigned flags,
-                           bool *free_old)
-{
-    struct qcow2_state *s = bs->opaque;
-    enum qcow2_cluster_type t = qcow2_cluster_type(s, old);
-    bool unmap = t == QCOW2_CLUSTER_COMPRESSED ||
-                 ((flags & BLK_REQ_MAY_UNMAP) && qcow2_cluster_is_allocated(t));
-
-    *free_old = unmap;
-    return (unmap ? 0 : old) | QCOW2_OFLAG_ZERO;
-}
-
-int coroutine_fn qcow2_cluster_zeroize(struct blk_node *bs, uint64_t offset,
-                                       uint64_t bytes, unsigned flags)
-{
-    struct qcow2_state *s = bs->opaque;
-
-    if (s->version < 3) {
-        /* no zero flag before v3, but without a backing file unallocated
-         * clusters read as zeroes */
-        if (bs->backing || bs->backing_file) {
-            return -ENOTSUP;
-        }
-        return qcow2_cluster_discard(bs, offset, bytes, QCOW2_DISCARD_REQUEST,
-                                     false);
-    }
-    return rewrite_entries(bs, offset, bytes, zero_entry, flags,
-                           QCOW2_DISCARD_REQUEST);
-}
-
-/* New L2 entry for discard; *free_old when the old one is dropped. */
-static uint64_t discard_entry(struct blk_node *bs, uint64_t old,
-                              unsigned full, bool *free_old)
-{
-    struct qcow2_state *s = bs->opaque;
-    enum qcow2_cluster_type t = qcow2_cluster_type(s, old);
-    uint64_t new = old;
-
-    if (full) {
-        new = 0;
-    } else if (bs->backing || bs->backing_file ||
-               qcow2_cluster_is_allocated(t)) {
-        /* must keep reading zeroes: v2 can only fall back to the backing */
-        new = s->version >= 3 ? QCOW2_OFLAG_ZERO : 0;
-    }
-    *free_old = new != old;
-    return new;
-}
-
-int coroutine_fn qcow2_cluster_discard(struct blk_node *bs, uint64_t offset,
-                                       uint64_t bytes,
-                                       enum qcow2_discard_type type,
-                                       bool full_discard)
-{
-    return rewrite_entries(bs, offset, bytes, discard_entry, full_discard,
-                           type);
 }

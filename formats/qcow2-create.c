@@ -60,8 +60,10 @@ struct create_params {
     unsigned refcount_order;
     uint8_t compression_type;
     bool lazy_refcounts;
+    bool extended_l2;
     enum blk_prealloc prealloc;
     const char *backing_file, *backing_fmt;
+    struct qcow2_crypto_create crypto; /* crypto */
 };
 
 static unsigned log2_exact(uint64_t v)
@@ -204,15 +206,13 @@ static int parse_params(struct blk_opts *opts, struct create_params *p,
                                                           : "");
     }
 
+    ret = qcow2_crypto_create_parse(opts, encryption, efmt, &p->crypto,
+                                    errp); /* crypto */
+    if (ret < 0) {
+        return ret;
+    }
+    p->extended_l2 = extl2;
     /* not in this version yet */
-    if (encryption || efmt) {
-        return error_setg(errp, -ENOTSUP, "Encrypted qcow2 images cannot be "
-                          "created yet");
-    }
-    if (extl2) {
-        return error_setg(errp, -ENOTSUP, "qcow2 images with extended L2 "
-                          "entries (extended_l2=on) cannot be created yet");
-    }
     if (data_file) {
         return error_setg(errp, -ENOTSUP, "qcow2 images with an external data "
                           "file (data_file) cannot be created yet");
@@ -250,9 +250,9 @@ static int write_skeleton(const char *filename, const struct create_params *p,
     if (p->lazy_refcounts) {
         qcow2_st64(buf + 80, QCOW2_COMPAT_LAZY_REFCOUNTS);
     }
-    if (p->compression_type != QCOW2_COMPRESSION_ZLIB) {
-        qcow2_st64(buf + 72, QCOW2_INCOMPAT_COMPRESSION);
-    }
+    qcow2_st64(buf + 72, (p->compression_type != QCOW2_COMPRESSION_ZLIB
+                          ? QCOW2_INCOMPAT_COMPRESSION : 0) |
+                         (p->extended_l2 ? QCOW2_INCOMPAT_EXTL2 : 0));
     qcow2_st64(buf + cs, 2 * (uint64_t)cs); /* its block at cluster 2 */
     ret = blk_pwrite(file, 0, 3 * (uint64_t)cs, buf, 0);
     if (ret < 0) {
@@ -314,6 +314,10 @@ static void coroutine_fn create_entry(void *opaque)
                              p->backing_fmt ? p->backing_fmt : "");
             goto out;
         }
+    }
+    ret = qcow2_crypto_create(bs, &p->crypto, c->errp); /* crypto */
+    if (ret < 0) {
+        goto out;
     }
     ret = qcow2_flush_caches(bs);
     if (ret < 0) {
@@ -392,168 +396,4 @@ int qcow2_create(const char *filename, struct blk_opts *opts,
         return error_setg_errno(errp, ret, "Could not flush '%s'", filename);
     }
     return 0;
-}
-
-/* ---- growing ---- */
-
-/* preallocation=metadata: L2 tables and data clusters are allocated and
- * entered (no data written); the file grows to cover the last one. */
-static int coroutine_fn preallocate_metadata(struct blk_node *bs,
-                                             uint64_t offset, uint64_t end,
-                                             struct strata_error **errp)
-{
-    struct qcow2_state *s = bs->opaque;
-    uint64_t host = 0, cur = 0, hint = 0;
-    int ret = 0;
-
-    while (offset < end) {
-        struct qcow2_alloc *m;
-        cur = end - offset;
-        ret = qcow2_alloc_host_offset(bs, offset, &cur, hint, &host, &m);
-        if (ret < 0) {
-            return error_setg_errno(errp, ret, "Allocating clusters failed");
-        }
-        if (m) {
-            /* as QEMU: no data, but the rest of a partial cluster */
-            ret = qcow2_perform_cow(bs, m);
-            if (ret < 0) {
-                qcow2_alloc_abort(bs, m);
-                return error_setg_errno(errp, ret, "Mapping clusters failed");
-            }
-            ret = qcow2_alloc_link_l2(bs, m);
-            if (ret < 0) {
-                return error_setg_errno(errp, ret, "Mapping clusters failed");
-            }
-        }
-        offset += cur;
-        hint = qcow2_offset_into_cluster(s, host + cur) ? 0 : host + cur;
-    }
-    if (host + cur > bs->file->size) {
-        ret = blk_co_truncate(bs->file, host + cur, false, BLK_PREALLOC_OFF,
-                              errp);
-    }
-    return ret;
-}
-
-/* preallocation=falloc/full: refcount structures covering the new data
- * first, then the data area at the end of the file (preallocated by the
- * file), then the L2 entries. */
-static int coroutine_fn preallocate_data(struct blk_node *bs,
-                                         uint64_t old_length, uint64_t size,
-                                         enum blk_prealloc prealloc,
-                                         struct strata_error **errp)
-{
-    struct qcow2_state *s = bs->opaque;
-    uint64_t cs = s->cluster_size, old_file_size = bs->file->size;
-    uint64_t nb_data, nb_l2, guest, host;
-    int64_t last, start, got;
-    int ret;
-
-    last = qcow2_get_last_cluster(bs, old_file_size);
-    old_file_size = last >= 0 ? (uint64_t)(last + 1) * cs
-                              : ROUND_UP(old_file_size, cs);
-    nb_data = (ROUND_UP(size, cs) - qcow2_start_of_cluster(s, old_length)) >>
-              s->cluster_bits;
-    /* an overestimate, so entering the data needs no new refblocks */
-    nb_l2 = DIV_ROUND_UP(nb_data, cs / 8) + 1;
-    start = qcow2_refcount_area(bs, old_file_size, nb_data + nb_l2, true, 0,
-                                0);
-    if (start < 0) {
-        return error_setg_errno(errp, (int)start, "Failed to resize refcount "
-                                "structures");
-    }
-    got = qcow2_alloc_clusters_at(bs, start, nb_data);
-    if (got < 0) {
-        return error_setg_errno(errp, (int)got, "Failed to allocate data "
-                                "clusters");
-    }
-    if ((uint64_t)got != nb_data) {
-        return error_setg(errp, -EIO, "Failed to allocate data clusters");
-    }
-    ret = blk_co_truncate(bs->file, start + nb_data * cs, false, prealloc,
-                          errp);
-    if (ret < 0) {
-        error_prepend(errp, "Failed to resize underlying file: ");
-        qcow2_free_clusters(bs, start, nb_data * cs, QCOW2_DISCARD_OTHER);
-        return ret;
-    }
-    host = start;
-    guest = old_length;
-    while (nb_data) {
-        uint32_t slice_index = (uint32_t)(guest >> s->cluster_bits) &
-                               (s->l2_slice_size - 1);
-        uint64_t n = MIN(nb_data, (uint64_t)(s->l2_slice_size - slice_index));
-        uint64_t keep = qcow2_offset_into_cluster(s, guest);
-        guest = qcow2_start_of_cluster(s, guest);
-        ret = qcow2_link_prealloc(bs, guest, host, n, keep);
-        if (ret < 0) {
-            return error_setg_errno(errp, ret, "Failed to update L2 tables");
-        }
-        guest += n * cs;
-        host += n * cs;
-        nb_data -= n;
-    }
-    return 0;
-}
-
-int coroutine_fn qcow2_co_truncate(struct blk_node *bs, uint64_t size,
-                                   bool exact, enum blk_prealloc prealloc,
-                                   struct strata_error **errp)
-{
-    struct qcow2_state *s = bs->opaque;
-    uint64_t old_length = bs->size;
-    uint8_t be[8];
-    int ret;
-
-    if (size % BLK_SECTOR_SIZE) {
-        return error_setg(errp, -EINVAL, "The new size must be a multiple of "
-                          "512");
-    }
-    if (size < old_length) {
-        return error_setg(errp, -ENOTSUP, "qcow2 images cannot be shrunk yet");
-    }
-    co_mutex_lock(&s->lock);
-    if (s->dead) {
-        ret = error_setg(errp, -EIO, "Image is corrupt: %s",
-                         s->corrupt_msg ? s->corrupt_msg : "?");
-        goto out;
-    }
-    if (s->nb_snapshots) {
-        ret = error_setg(errp, -ENOTSUP, "Can't resize an image which has "
-                         "snapshots");
-        goto out;
-    }
-    ret = qcow2_grow_l1_table(bs, qcow2_size_to_l1(s, size), true);
-    if (ret < 0) {
-        error_setg_errno(errp, ret, "Failed to grow the L1 table");
-        goto out;
-    }
-    s->l1_vm_state_index = qcow2_size_to_l1(s, size);
-    switch (prealloc) {
-    case BLK_PREALLOC_OFF:
-        break;
-    case BLK_PREALLOC_METADATA:
-        ret = preallocate_metadata(bs, old_length, size, errp);
-        break;
-    case BLK_PREALLOC_FALLOC:
-    case BLK_PREALLOC_FULL:
-        ret = preallocate_data(bs, old_length, size, prealloc, errp);
-        break;
-    }
-    if (ret < 0) {
-        goto out;
-    }
-    qcow2_st64(be, size);
-    ret = blk_co_pwrite(bs->file, 24, 8, be, 0);
-    if (ret >= 0) {
-        ret = blk_co_flush(bs->file);
-    }
-    if (ret < 0) {
-        error_setg_errno(errp, ret, "Failed to update the image size");
-        goto out;
-    }
-    bs->size = size;
-out:
-    co_mutex_unlock(&s->lock);
-    return ret;
 }

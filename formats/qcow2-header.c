@@ -203,50 +203,6 @@ static int report_unsupported(struct strata_error **errp,
     return error_setg(errp, -ENOTSUP, "Unsupported qcow2 feature(s): %s", buf);
 }
 
-/* The snapshot table: only where each snapshot's L1 table is (for overlap
- * checks) is kept in this version. */
-static int coroutine_fn read_snapshots(struct blk_node *bs,
-                                       struct strata_error **errp)
-{
-    struct qcow2_state *s = bs->opaque;
-    uint64_t offset = s->snapshots_offset;
-    uint8_t h[QCOW2_SNAPSHOT_HEADER_SIZE];
-    int ret;
-
-    if (!s->nb_snapshots) {
-        return 0;
-    }
-    s->snapshots = xzalloc(sizeof(*s->snapshots) * s->nb_snapshots);
-    for (uint32_t i = 0; i < s->nb_snapshots; i++) {
-        uint64_t entry;
-        if (offset + sizeof(h) > bs->file->size) {
-            return error_setg(errp, -EINVAL, "Snapshot table lies past the "
-                              "end of the image file");
-        }
-        ret = blk_co_pread(bs->file, offset, sizeof(h), h, 0);
-        if (ret < 0) {
-            return error_setg_errno(errp, ret, "Could not read the snapshot "
-                                    "table");
-        }
-        s->snapshots[i].l1_offset = qcow2_ld64(h);
-        s->snapshots[i].l1_size = qcow2_ld32(h + 8);
-        /* header, extra data, id and name, padded */
-        entry = sizeof(h) + qcow2_ld32(h + 36) +
-                (uint64_t)(h[12] << 8 | h[13]) + (uint64_t)(h[14] << 8 | h[15]);
-        offset += ROUND_UP(entry, 8);
-        if (offset - s->snapshots_offset > (uint64_t)INT32_MAX) {
-            return error_setg(errp, -EFBIG, "Snapshot table too large");
-        }
-        if (s->snapshots[i].l1_size > QCOW2_MAX_L1_SIZE / 8 ||
-            qcow2_offset_into_cluster(s, s->snapshots[i].l1_offset)) {
-            return error_setg(errp, -EINVAL, "Snapshot L1 table of snapshot "
-                              "%u invalid", i);
-        }
-    }
-    s->snapshots_size = offset - s->snapshots_offset;
-    return 0;
-}
-
 /* Header fields QEMU refuses, with its wording where it has one. */
 static int check_header(struct blk_node *bs, struct qcow2_header *h,
                         struct strata_error **errp)
@@ -321,7 +277,8 @@ static int check_features(struct blk_node *bs, struct qcow2_header *h,
         free(table);
         return ret;
     }
-    if ((incompat & QCOW2_INCOMPAT_CORRUPT) && !bs->read_only) {
+    if ((incompat & QCOW2_INCOMPAT_CORRUPT) && !bs->read_only &&
+        !(bs->flags & BLK_O_CHECK)) {
         return error_setg(errp, -EACCES, "qcow2: Image is corrupt; cannot be "
                           "opened read/write");
     }
@@ -329,34 +286,31 @@ static int check_features(struct blk_node *bs, struct qcow2_header *h,
         return error_setg(errp, -EINVAL, "Reference count entry width too "
                           "large; may not exceed 64 bits");
     }
-    if (h->crypt_method) {
-        return error_setg(errp, -ENOTSUP, "Encrypted qcow2 images (%s) are "
-                          "not supported yet", h->crypt_method == 1
-                          ? "AES" : h->crypt_method == 2 ? "LUKS" : "unknown "
-                          "method");
+    if (h->crypt_method > 2) { /* crypto */
+        return error_setg(errp, -EINVAL, "Unsupported encryption method: %u",
+                          h->crypt_method);
     }
     if (incompat & QCOW2_INCOMPAT_DATA_FILE) {
         return error_setg(errp, -ENOTSUP, "qcow2 images with an external "
                           "data file are not supported yet");
     }
-    if (incompat & QCOW2_INCOMPAT_EXTL2) {
-        return error_setg(errp, -ENOTSUP, "qcow2 images with extended L2 "
-                          "entries (subclusters) are not supported yet");
+    if ((incompat & QCOW2_INCOMPAT_EXTL2) && h->cluster_bits < 14) {
+        return error_setg(errp, -EINVAL, "Extended L2 entries are only "
+                          "supported with cluster sizes of at least 16384 "
+                          "bytes");
     }
-    if ((incompat & QCOW2_INCOMPAT_DIRTY) && !bs->read_only) {
-        return error_setg(errp, -ENOTSUP, "Image is dirty (it was in use with "
-                          "lazy refcounts and not closed cleanly): its "
-                          "refcounts must be repaired first, which is not "
-                          "supported yet; open it read-only, or repair it "
-                          "with 'qemu-img check -r all'");
-    }
+    /* a dirty image opened read-write is repaired after opening */
     return 0;
 }
 
 /* Geometry derived from the validated header. */
 static void init_geometry(struct qcow2_state *s, const struct qcow2_header *h)
 {
-    s->l2_bits = s->cluster_bits - 3;
+    s->extended_l2 = (h->incompatible_features & QCOW2_INCOMPAT_EXTL2) != 0;
+    s->l2e_size = s->extended_l2 ? 16 : 8;
+    s->subcluster_bits = s->cluster_bits - (s->extended_l2 ? 5 : 0);
+    s->subcluster_size = 1u << s->subcluster_bits;
+    s->l2_bits = s->cluster_bits - (s->extended_l2 ? 4 : 3);
     s->l2_size = 1u << s->l2_bits;
     s->l2_slice_size = s->l2_size;
     s->refcount_order = h->refcount_order;
@@ -522,11 +476,15 @@ int coroutine_fn qcow2_do_open(struct blk_node *bs, struct blk_opts *opts,
     if (ret < 0) {
         return ret;
     }
+    ret = qcow2_crypto_open(bs, opts, errp); /* crypto */
+    if (ret < 0) {
+        return ret;
+    }
     ret = read_backing_name(bs, &h, errp);
     if (ret < 0) {
         return ret;
     }
-    ret = read_snapshots(bs, errp);
+    ret = qcow2_read_snapshots(bs, errp);
     if (ret < 0) {
         return ret;
     }

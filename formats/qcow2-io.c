@@ -135,20 +135,81 @@ static int coroutine_fn read_compressed_cluster(struct blk_node *bs,
 /* Old content of part of a guest cluster, for reads of compressed data
  * and for copy-on-write: [cluster + off, + len) as described by l2_entry. */
 static int coroutine_fn read_old(struct blk_node *bs, uint64_t l2_entry,
-                                 uint64_t cluster, uint64_t off, uint64_t len,
+                                 uint64_t bitmap, uint64_t cluster,
+                                 uint64_t off, uint64_t len,
+                                 struct blk_iov *q);
+
+/* Extended L2: read_old subcluster by subcluster, each as its bits say. */
+static int coroutine_fn read_old_ext(struct blk_node *bs, uint64_t l2_entry,
+                                     uint64_t bitmap, uint64_t cluster,
+                                     uint64_t off, uint64_t len,
+                                     struct blk_iov *q)
+{
+    struct qcow2_state *s = bs->opaque;
+    uint64_t done = 0, host;
+    struct blk_iov part;
+    int ret = 0;
+
+    blk_iov_init(&part, q->niov);
+    while (done < len && ret >= 0) {
+        uint64_t pos = off + done;
+        unsigned sc = (unsigned)(pos >> s->subcluster_bits);
+        uint64_t n = MIN(len - done,
+                         ((uint64_t)(sc + 1) << s->subcluster_bits) - pos);
+        int t = qcow2_subcluster_type(s, l2_entry, bitmap, sc);
+
+        blk_iov_reset(&part);
+        blk_iov_concat(&part, q, done, n);
+        switch (t) {
+        case QCOW2_CLUSTER_NORMAL:
+            host = (l2_entry & QCOW2_L2E_OFFSET_MASK) + pos;
+            ret = blk_co_preadv(bs->file, host, n, &part, 0);
+            if (ret >= 0 && s->crypto) { /* crypto */
+                ret = qcow2_crypto_decrypt(bs, host, cluster + pos, n, &part);
+            }
+            break;
+        case QCOW2_CLUSTER_UNALLOCATED:
+        case QCOW2_CLUSTER_UNALLOCATED_ALLOC:
+            ret = blk_co_read_backing(bs, cluster + pos, n, &part);
+            break;
+        case QCOW2_CLUSTER_ZERO_PLAIN:
+        case QCOW2_CLUSTER_ZERO_ALLOC:
+            blk_iov_memset(&part, 0, 0, n);
+            break;
+        default:
+            ret = -EIO;
+            break;
+        }
+        done += n;
+    }
+    blk_iov_destroy(&part);
+    return ret;
+}
+
+static int coroutine_fn read_old(struct blk_node *bs, uint64_t l2_entry,
+                                 uint64_t bitmap, uint64_t cluster,
+                                 uint64_t off, uint64_t len,
                                  struct blk_iov *q)
 {
     struct qcow2_state *s = bs->opaque;
     uint8_t *buf;
     int ret;
 
+    if (s->extended_l2 && !(l2_entry & QCOW2_OFLAG_COMPRESSED)) {
+        return read_old_ext(bs, l2_entry, bitmap, cluster, off, len, q);
+    }
     switch (qcow2_cluster_type(s, l2_entry)) {
     case QCOW2_CLUSTER_UNALLOCATED:
         return blk_co_read_backing(bs, cluster + off, len, q);
     case QCOW2_CLUSTER_NORMAL:
-        return blk_co_preadv(bs->file,
-                             (l2_entry & QCOW2_L2E_OFFSET_MASK) + off, len, q,
-                             0);
+        ret = blk_co_preadv(bs->file,
+                            (l2_entry & QCOW2_L2E_OFFSET_MASK) + off, len, q,
+                            0);
+        if (ret >= 0 && s->crypto) { /* crypto */
+            ret = qcow2_crypto_decrypt(bs, (l2_entry & QCOW2_L2E_OFFSET_MASK)
+                                       + off, cluster + off, len, q);
+        }
+        return ret;
     case QCOW2_CLUSTER_COMPRESSED:
         buf = xmemalign(4096, s->cluster_size);
         ret = read_compressed_cluster(bs, l2_entry, buf);
@@ -190,12 +251,16 @@ int coroutine_fn qcow2_co_preadv(struct blk_node *bs, uint64_t offset,
         switch (ret) {
         case QCOW2_CLUSTER_NORMAL:
             ret = blk_co_preadv(bs->file, host, cur, &part, 0);
+            if (ret >= 0 && s->crypto) { /* crypto */
+                ret = qcow2_crypto_decrypt(bs, host, pos, cur, &part);
+            }
             break;
         case QCOW2_CLUSTER_COMPRESSED:
-            ret = read_old(bs, entry, qcow2_start_of_cluster(s, pos),
+            ret = read_old(bs, entry, 0, qcow2_start_of_cluster(s, pos),
                            qcow2_offset_into_cluster(s, pos), cur, &part);
             break;
         case QCOW2_CLUSTER_UNALLOCATED:
+        case QCOW2_CLUSTER_UNALLOCATED_ALLOC:
             ret = blk_co_read_backing(bs, pos, cur, &part);
             break;
         default:
@@ -228,19 +293,25 @@ static int coroutine_fn write_with_cow(struct blk_node *bs,
     struct blk_iov q;
     int ret = 0;
 
-    if (!head && !tail) {
-        return blk_co_pwritev(bs->file, host, bytes, data, 0);
+    if (!head && !tail) { /* crypto: the guest offset for AES IVs */
+        return qcow2_crypto_pwritev(bs, bs->file, host, m->guest_offset +
+                                    (host - m->host_offset), bytes, data);
     }
+    /* the data starts at in_cluster of the first cluster; the tail
+     * follows it (up to the cluster end, unless subclusters end it) */
+    uint64_t in_cluster = host - m->host_offset;
+    uint64_t tail_off = in_cluster + bytes - (last - m->guest_offset);
     if (head) {
         hbuf = xmemalign(4096, head);
         blk_iov_init_buf(&q, hbuf, head);
-        ret = read_old(bs, m->old_first, m->guest_offset, 0, head, &q);
+        ret = read_old(bs, m->old_first, m->old_first_bitmap, m->guest_offset,
+                       in_cluster - head, head, &q);
     }
     if (ret >= 0 && tail) {
         tbuf = xmemalign(4096, tail);
         blk_iov_init_buf(&q, tbuf, tail);
-        ret = read_old(bs, m->old_last, last, s->cluster_size - tail, tail,
-                       &q);
+        ret = read_old(bs, m->old_last, m->old_last_bitmap, last, tail_off,
+                       tail, &q);
     }
     if (ret >= 0) {
         blk_iov_init(&q, data->niov + 2);
@@ -251,8 +322,10 @@ static int coroutine_fn write_with_cow(struct blk_node *bs,
         if (tail) {
             blk_iov_add(&q, tbuf, tail);
         }
-        ret = blk_co_pwritev(bs->file, host - head, head + bytes + tail, &q,
-                             0);
+        ret = qcow2_crypto_pwritev(bs, bs->file, host - head, /* crypto */
+                                   m->guest_offset + (host - head -
+                                                      m->host_offset),
+                                   head + bytes + tail, &q);
         blk_iov_destroy(&q);
     }
     free(hbuf);
@@ -267,26 +340,43 @@ int coroutine_fn qcow2_perform_cow(struct blk_node *bs, struct qcow2_alloc *m)
     uint64_t last = m->guest_offset + ((m->nb_clusters - 1) << s->cluster_bits);
     uint64_t tail_host = m->host_offset + (m->nb_clusters << s->cluster_bits) -
                          m->cow_tail;
+    uint64_t head_off = 0, tail_off = s->cluster_size - m->cow_tail;
     struct blk_iov q;
     uint8_t *buf;
     int ret = 0;
 
+    if (s->extended_l2) {
+        /* only preallocation writes no data: its subclusters stay
+         * unallocated (QEMU's l2meta->prealloc), and the COW parts lie
+         * around the subclusters the request covered */
+        m->prealloc = true;
+        head_off = m->written_from;
+        tail_off = m->written_to - m->cow_tail -
+                   ((m->nb_clusters - 1) << s->cluster_bits);
+        tail_host = m->host_offset + m->written_to - m->cow_tail;
+    }
     if (m->cow_head) {
         buf = xmemalign(4096, m->cow_head);
         blk_iov_init_buf(&q, buf, m->cow_head);
-        ret = read_old(bs, m->old_first, m->guest_offset, 0, m->cow_head, &q);
+        ret = read_old(bs, m->old_first, m->old_first_bitmap,
+                       m->guest_offset, head_off, m->cow_head, &q);
         if (ret >= 0) {
-            ret = blk_co_pwritev(bs->file, m->host_offset, m->cow_head, &q, 0);
+            ret = qcow2_crypto_pwritev(bs, bs->file,
+                                       m->host_offset + head_off,
+                                       m->guest_offset + head_off,
+                                       m->cow_head, &q); /* crypto */
         }
         free(buf);
     }
     if (ret >= 0 && m->cow_tail) {
         buf = xmemalign(4096, m->cow_tail);
         blk_iov_init_buf(&q, buf, m->cow_tail);
-        ret = read_old(bs, m->old_last, last, s->cluster_size - m->cow_tail,
+        ret = read_old(bs, m->old_last, m->old_last_bitmap, last, tail_off,
                        m->cow_tail, &q);
         if (ret >= 0) {
-            ret = blk_co_pwritev(bs->file, tail_host, m->cow_tail, &q, 0);
+            ret = qcow2_crypto_pwritev(bs, bs->file, tail_host,
+                                       last + tail_off, m->cow_tail,
+                                       &q); /* crypto */
         }
         free(buf);
     }
@@ -329,7 +419,8 @@ int coroutine_fn qcow2_co_pwritev(struct blk_node *bs, uint64_t offset,
             }
             co_mutex_unlock(&s->lock);
         } else {
-            ret = blk_co_pwritev(bs->file, host, cur, &part, 0);
+            ret = qcow2_crypto_pwritev(bs, bs->file, host, offset + done,
+                                       cur, &part); /* crypto */
         }
         if (ret < 0) {
             break;
@@ -356,6 +447,9 @@ static int coroutine_fn cluster_reads_zero(struct blk_node *bs,
     }
     if (ret == QCOW2_CLUSTER_ZERO_PLAIN || ret == QCOW2_CLUSTER_ZERO_ALLOC) {
         return 1;
+    }
+    if (ret == QCOW2_CLUSTER_NORMAL && s->crypto) {
+        return 0; /* crypto: a hole in the file is not zeroes here */
     }
     if (ret == QCOW2_CLUSTER_NORMAL) {
         /* as QEMU, which asks the file: a hole reads as zeroes */
@@ -444,6 +538,9 @@ int coroutine_fn qcow2_co_pwrite_zeroes(struct blk_node *bs,
 
     if (s->version < 3 && (bs->backing || bs->backing_file)) {
         return -ENOTSUP; /* no zero flag: the core writes zeroes */
+    }
+    if (s->extended_l2) {
+        return qcow2_ext_pwrite_zeroes(bs, offset, bytes, flags);
     }
     if (zstart > zend) {
         /* inside one cluster, not reaching the image end */
@@ -586,6 +683,9 @@ int coroutine_fn qcow2_co_block_status(struct blk_node *bs,
     *pnum = cur;
     switch (ret) {
     case QCOW2_CLUSTER_NORMAL:
+        if (s->crypto) { /* crypto: the file holds no guest bytes */
+            return BLK_STATUS_DATA;
+        }
         *map = host;
         *file = bs->file;
         if (!s->metadata_preallocation) {
@@ -603,11 +703,22 @@ int coroutine_fn qcow2_co_block_status(struct blk_node *bs,
         }
         return BLK_STATUS_DATA | BLK_STATUS_OFFSET_VALID;
     case QCOW2_CLUSTER_ZERO_ALLOC:
+        if (s->crypto) { /* crypto */
+            return BLK_STATUS_ZERO;
+        }
         *map = host;
         *file = bs->file;
         return BLK_STATUS_ZERO | BLK_STATUS_OFFSET_VALID;
     case QCOW2_CLUSTER_ZERO_PLAIN:
         return BLK_STATUS_ZERO;
+    case QCOW2_CLUSTER_UNALLOCATED_ALLOC:
+        /* as QEMU: a host offset, but the content comes from below */
+        if (s->crypto) { /* crypto */
+            return 0;
+        }
+        *map = host;
+        *file = bs->file;
+        return BLK_STATUS_OFFSET_VALID;
     case QCOW2_CLUSTER_COMPRESSED:
         return BLK_STATUS_DATA | BLK_STATUS_COMPRESSED;
     default:

@@ -584,6 +584,12 @@ int coroutine_fn qcow2_update_refcount(struct blk_node *bs, uint64_t offset,
         rc_set(s, blk, block_index, rc);
 
         if (rc == 0) {
+            /* packed compressed data must not continue in a free cluster */
+            if (s->free_byte_offset &&
+                qcow2_start_of_cluster(s, s->free_byte_offset) ==
+                    cluster_offset) {
+                s->free_byte_offset = 0;
+            }
             /* a freed table must not be written back over new data */
             if (cluster_offset == blk_offset) {
                 qcow2_cache_put(s->refblock_cache, &blk);
@@ -626,6 +632,68 @@ int64_t coroutine_fn qcow2_alloc_clusters(struct blk_node *bs, uint64_t size)
                                     QCOW2_DISCARD_NEVER);
     } while (ret == -EAGAIN);
     return ret < 0 ? ret : offset;
+}
+
+int64_t coroutine_fn qcow2_alloc_bytes(struct blk_node *bs, uint64_t size)
+{
+    struct qcow2_state *s = bs->opaque;
+    uint64_t offset = s->free_byte_offset, free_in_cluster, rc;
+    int64_t new_cluster;
+    int ret;
+
+    if (size == 0 || size > s->cluster_size) {
+        return -EINVAL;
+    }
+    if (offset) {
+        /* a cluster shared by as many compressed clusters as a refcount
+         * can count is full */
+        ret = qcow2_get_refcount(bs, offset >> s->cluster_bits, &rc);
+        if (ret < 0) {
+            return ret;
+        }
+        if (rc == s->refcount_max) {
+            offset = 0;
+        }
+    }
+    free_in_cluster = s->cluster_size - qcow2_offset_into_cluster(s, offset);
+    do {
+        if (!offset || free_in_cluster < size) {
+            new_cluster = alloc_clusters_noref(bs, s->cluster_size);
+            if (new_cluster < 0) {
+                return new_cluster;
+            }
+            if (new_cluster == 0) {
+                return qcow2_signal_corruption(bs, true, "Preventing invalid "
+                                               "allocation of compressed "
+                                               "cluster at offset 0");
+            }
+            if (!offset || ROUND_UP(offset, (uint64_t)s->cluster_size) !=
+                               (uint64_t)new_cluster) {
+                offset = (uint64_t)new_cluster;
+                free_in_cluster = s->cluster_size;
+            } else {
+                free_in_cluster += s->cluster_size; /* spills over */
+            }
+        }
+        ret = qcow2_update_refcount(bs, offset, size, 1, false,
+                                    QCOW2_DISCARD_NEVER);
+        if (ret < 0) {
+            offset = 0;
+        }
+    } while (ret == -EAGAIN);
+    if (ret < 0) {
+        return ret;
+    }
+    /* the refcounts reach the disk before the L2 entry using them */
+    ret = qcow2_cache_set_dependency(bs, s->l2_cache, s->refblock_cache);
+    if (ret < 0) {
+        return ret;
+    }
+    s->free_byte_offset = offset + size;
+    if (!qcow2_offset_into_cluster(s, s->free_byte_offset)) {
+        s->free_byte_offset = 0;
+    }
+    return (int64_t)offset;
 }
 
 int64_t coroutine_fn qcow2_alloc_clusters_at(struct blk_node *bs,

@@ -171,6 +171,7 @@ int qcow2_parse_options(struct blk_node *bs, struct blk_opts *opts,
         return error_setg(errp, -EINVAL, "Lazy refcounts require a qcow2 "
                           "image with at least qemu 1.1 compatibility level");
     }
+    s->use_lazy_refcounts = lazy;
     static const struct {
         const char *key;
         enum qcow2_discard_type type;
@@ -221,6 +222,43 @@ struct open_args {
     bool done;
 };
 
+/* A dirty image (lazy refcounts, not closed cleanly) opened read-write
+ * has its refcounts rebuilt first, as QEMU does on open (except for
+ * `check`, which repairs it itself and says what it found). */
+static int coroutine_fn repair_dirty(struct blk_node *bs,
+                                     struct strata_error **errp)
+{
+    struct qcow2_state *s = bs->opaque;
+    struct blk_check_result res;
+    int ret;
+
+    memset(&res, 0, sizeof(res));
+    ret = s->extended_l2 ? -ENOTSUP
+                         : qcow2_co_check(bs, &res,
+                                          BLK_FIX_ERRORS | BLK_FIX_LEAKS);
+    free(res.messages);
+    if (ret == -ENOTSUP) {
+        return error_setg(errp, ret, "Image is dirty (it was in use with "
+                          "lazy refcounts and not closed cleanly) and "
+                          "repairing it is not supported in this build: "
+                          "open it read-only, or repair it with 'qemu-img "
+                          "check -r all'");
+    }
+    if (ret >= 0 && (res.check_errors || res.corruptions)) {
+        ret = -EIO;
+    }
+    if (ret < 0) {
+        return error_setg_errno(errp, ret, "Could not repair dirty image");
+    }
+    co_mutex_lock(&s->lock);
+    ret = qcow2_mark_clean(bs);
+    co_mutex_unlock(&s->lock);
+    if (ret < 0) {
+        return error_setg_errno(errp, ret, "Could not repair dirty image");
+    }
+    return 0;
+}
+
 static void coroutine_fn open_entry(void *opaque)
 {
     struct open_args *a = opaque;
@@ -229,6 +267,12 @@ static void coroutine_fn open_entry(void *opaque)
     co_mutex_lock(&s->lock);
     a->ret = qcow2_do_open(a->bs, a->opts, a->errp);
     co_mutex_unlock(&s->lock);
+    /* the check takes the lock itself */
+    if (a->ret >= 0 && !a->bs->read_only &&
+        !(a->bs->flags & BLK_O_CHECK) &&
+        (s->incompatible_features & QCOW2_INCOMPAT_DIRTY)) {
+        a->ret = repair_dirty(a->bs, a->errp);
+    }
     a->done = true;
 }
 
@@ -254,6 +298,7 @@ void qcow2_free_state(struct qcow2_state *s)
     }
     qcow2_cache_destroy(s->l2_cache);
     qcow2_cache_destroy(s->refblock_cache);
+    qcow2_crypto_free(s); /* crypto */
     memset(s, 0, sizeof(*s));
 }
 
@@ -279,6 +324,7 @@ static int qcow2_open(struct blk_node *bs, struct blk_opts *opts,
         return a.ret;
     }
     bs->limits.request_alignment = 1;
+    qcow2_crypto_refresh_limits(bs); /* crypto */
     bs->limits.pwrite_zeroes_alignment = s->cluster_size;
     bs->limits.opt_transfer = s->cluster_size;
 
@@ -316,7 +362,10 @@ static void coroutine_fn close_entry(void *opaque)
     struct qcow2_state *s = a->bs->opaque;
 
     co_mutex_lock(&s->lock);
-    qcow2_flush_caches(a->bs);
+    if (qcow2_flush_caches(a->bs) >= 0) {
+        /* everything is on disk: refcounts are exact again */
+        qcow2_mark_clean(a->bs);
+    }
     co_mutex_unlock(&s->lock);
     a->done = true;
 }
@@ -345,7 +394,8 @@ int coroutine_fn qcow2_write_caches(struct blk_node *bs)
     struct qcow2_state *s = bs->opaque;
     int ret = qcow2_cache_write(bs, s->l2_cache);
 
-    if (ret >= 0) {
+    /* a dirty image defers refcounts until it is marked clean (QEMU) */
+    if (ret >= 0 && !(s->incompatible_features & QCOW2_INCOMPAT_DIRTY)) {
         ret = qcow2_cache_write(bs, s->refblock_cache);
     }
     return ret;
@@ -355,6 +405,54 @@ int coroutine_fn qcow2_flush_caches(struct blk_node *bs)
 {
     int ret = qcow2_write_caches(bs);
     return ret < 0 ? ret : blk_co_flush(bs->file);
+}
+
+int coroutine_fn qcow2_mark_dirty(struct blk_node *bs)
+{
+    struct qcow2_state *s = bs->opaque;
+    uint8_t be[8];
+    int ret;
+
+    if (s->incompatible_features & QCOW2_INCOMPAT_DIRTY) {
+        return 0;
+    }
+    /* what was written before the bit must not depend on it */
+    ret = blk_co_flush(bs->file);
+    if (ret < 0) {
+        return ret;
+    }
+    qcow2_st64(be, s->incompatible_features | QCOW2_INCOMPAT_DIRTY);
+    ret = blk_co_pwrite(bs->file, QCOW2_HDR_INCOMPAT, 8, be, 0);
+    if (ret >= 0) {
+        ret = blk_co_flush(bs->file);
+    }
+    if (ret < 0) {
+        return ret;
+    }
+    s->incompatible_features |= QCOW2_INCOMPAT_DIRTY;
+    return 0;
+}
+
+int coroutine_fn qcow2_mark_clean(struct blk_node *bs)
+{
+    struct qcow2_state *s = bs->opaque;
+    int ret;
+
+    if (!(s->incompatible_features & QCOW2_INCOMPAT_DIRTY)) {
+        return 0;
+    }
+    s->incompatible_features &= ~QCOW2_INCOMPAT_DIRTY;
+    ret = qcow2_flush_caches(bs);
+    if (ret >= 0) {
+        ret = qcow2_update_header(bs);
+    }
+    if (ret >= 0) {
+        ret = blk_co_flush(bs->file);
+    }
+    if (ret < 0) {
+        s->incompatible_features |= QCOW2_INCOMPAT_DIRTY;
+    }
+    return ret;
 }
 
 int qcow2_signal_corruption(struct blk_node *bs, bool fatal,
@@ -539,19 +637,21 @@ static int qcow2_get_info(struct blk_node *bs, struct blk_info *info)
 
     info->cluster_size = s->cluster_size;
     info->is_dirty = s->incompatible_features & QCOW2_INCOMPAT_DIRTY;
+    info->encrypted = s->crypt_method != 0;
     /* keys in QAPI order (ImageInfoSpecificQCow2) */
     if (s->version == 2) {
         json_set_str(data, "compat", "0.10");
         json_set_int(data, "refcount-bits", 1 << s->refcount_order);
     } else {
         json_set_str(data, "compat", "1.1");
-        json_set_bool(data, "extended-l2", false);
+        json_set_bool(data, "extended-l2", s->extended_l2);
         json_set_bool(data, "lazy-refcounts",
                       s->compatible_features & QCOW2_COMPAT_LAZY_REFCOUNTS);
         json_set_bool(data, "corrupt",
                       s->incompatible_features & QCOW2_INCOMPAT_CORRUPT);
         json_set_int(data, "refcount-bits", 1 << s->refcount_order);
     }
+    qcow2_crypto_get_info(bs, data); /* crypto */
     json_set_str(data, "compression-type",
                  s->compression_type == QCOW2_COMPRESSION_ZSTD ? "zstd"
                                                                : "zlib");
@@ -569,6 +669,70 @@ static bool qcow2_has_zero_init(struct blk_node *bs)
     bool preallocated = s->l1_size > 0 && s->l1_table[0] != 0;
 
     return !preallocated || blk_has_zero_init(bs->file);
+}
+
+/* Extended L2 entries are not walked by check, snapshots and amend yet:
+ * those refuse such images instead of misreading their L2 tables. */
+static int coroutine_fn qcow2_extl2_check(struct blk_node *bs,
+                                          struct blk_check_result *res,
+                                          unsigned fix)
+{
+    struct qcow2_state *s = bs->opaque;
+
+    return s->extended_l2 ? -ENOTSUP : qcow2_co_check(bs, res, fix);
+}
+
+static int extl2_refuse(struct blk_node *bs, const char *what,
+                        struct strata_error **errp)
+{
+    struct qcow2_state *s = bs->opaque;
+
+    if (!s->extended_l2) {
+        return 0;
+    }
+    return error_setg(errp, -ENOTSUP, "%s is not supported for qcow2 "
+                      "images with extended L2 entries (extended_l2=on)",
+                      what);
+}
+
+static int coroutine_fn qcow2_extl2_snapshot_create(struct blk_node *bs,
+                                                    struct blk_snapshot *sn,
+                                                    struct strata_error **errp)
+{
+    int ret = extl2_refuse(bs, "Creating internal snapshots", errp);
+
+    return ret < 0 ? ret : qcow2_snapshot_create(bs, sn, errp);
+}
+
+static int coroutine_fn qcow2_extl2_snapshot_goto(struct blk_node *bs,
+                                                  const char *id_or_name,
+                                                  struct strata_error **errp)
+{
+    int ret = extl2_refuse(bs, "Applying internal snapshots", errp);
+
+    return ret < 0 ? ret : qcow2_snapshot_goto(bs, id_or_name, errp);
+}
+
+static int coroutine_fn qcow2_extl2_snapshot_delete(struct blk_node *bs,
+                                                    const char *id,
+                                                    const char *name,
+                                                    struct strata_error **errp)
+{
+    int ret = extl2_refuse(bs, "Deleting internal snapshots", errp);
+
+    return ret < 0 ? ret : qcow2_snapshot_delete(bs, id, name, errp);
+}
+
+static int coroutine_fn qcow2_extl2_amend(struct blk_node *bs,
+                                          struct blk_opts *opts, bool force,
+                                          blk_progress_fn *progress,
+                                          void *opaque,
+                                          struct strata_error **errp)
+{
+    int ret = extl2_refuse(bs, "Amending", errp);
+
+    return ret < 0 ? ret
+                   : qcow2_amend(bs, opts, force, progress, opaque, errp);
 }
 
 const struct blk_driver blk_drv_qcow2 = {
@@ -589,5 +753,16 @@ const struct blk_driver blk_drv_qcow2 = {
     .truncate = qcow2_co_truncate,
     .has_zero_init = qcow2_has_zero_init,
     .get_info = qcow2_get_info,
+    .pwritev_compressed = qcow2_co_pwritev_compressed,
+    .snapshot_create = qcow2_extl2_snapshot_create,
+    .snapshot_goto = qcow2_extl2_snapshot_goto,
+    .snapshot_delete = qcow2_extl2_snapshot_delete,
+    .snapshot_list = qcow2_snapshot_list,
+    .check = qcow2_extl2_check,
+    .amend = qcow2_extl2_amend,
+    .measure = qcow2_measure,
+    .change_backing_file = qcow2_change_backing_file,
+    .make_empty = qcow2_make_empty,
+    .reopen = qcow2_reopen,
     .supported_zero_flags = BLK_REQ_MAY_UNMAP | BLK_REQ_NO_FALLBACK,
 };

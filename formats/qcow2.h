@@ -108,6 +108,16 @@ enum qcow2_cluster_type {
     QCOW2_CLUSTER_NORMAL,
     QCOW2_CLUSTER_COMPRESSED,
 };
+/* extended L2 only (qcow2_subcluster_type): a subcluster of a cluster
+ * with a host offset that has neither its allocation nor zero bit (kept
+ * out of the enum so switches over cluster types need not know it) */
+#define QCOW2_CLUSTER_UNALLOCATED_ALLOC (QCOW2_CLUSTER_COMPRESSED + 1)
+
+/* Extended L2 entries: the 64-bit bitmap after each descriptor, bits
+ * 0-31 "allocated", 32-63 "reads as zeroes", one per subcluster. */
+#define QCOW2_EXTL2_SUBCLUSTERS 32
+#define QCOW2_L2_BITMAP_ALL_ALLOC 0xffffffffull
+#define QCOW2_L2_BITMAP_ALL_ZEROES (QCOW2_L2_BITMAP_ALL_ALLOC << 32)
 
 struct qcow2_cache;
 
@@ -120,10 +130,23 @@ struct qcow2_unknown_ext {
     struct qcow2_unknown_ext *next;
 };
 
-/* What overlap checks need of an internal snapshot: its L1 table. */
+/* An internal snapshot: its L1 table (what overlap checks need) and the
+ * rest of its table entry. */
 struct qcow2_snapshot {
     uint64_t l1_offset;
     uint32_t l1_size; /* entries */
+    /* The rest of the entry (qcow2-snapshot.c).  The strings and the
+     * unknown extra data live in the same allocation as the array, so
+     * free(s->snapshots) releases everything. */
+    char *id_str;
+    char *name;
+    uint64_t vm_state_size;     /* bytes */
+    uint32_t date_sec, date_nsec;
+    uint64_t vm_clock_nsec;
+    uint64_t icount;            /* UINT64_MAX: not recorded */
+    uint64_t disk_size;         /* virtual size when taken, bytes */
+    uint32_t unknown_extra_size; /* extra data past the 24 bytes we know */
+    uint8_t *unknown_extra;     /* kept verbatim when rewriting the table */
 };
 
 /* A cluster allocation of a write between choosing the host clusters and
@@ -137,7 +160,14 @@ struct qcow2_alloc {
     uint64_t old_first;     /* previous L2 entries of the first and last */
     uint64_t old_last;      /* cluster: where COW data comes from */
     uint64_t cow_head;      /* bytes before the guest data in the first */
-    uint64_t cow_tail;      /* bytes after it in the last cluster */
+    uint64_t cow_tail;      /* bytes after it in the last cluster
+                             * (they end at the cluster end, unless the
+                             * image has extended L2 entries) */
+    /* extended L2: the bitmaps of old_first/old_last, and whether the
+     * allocation is a preallocation (allocation bits left as they are) */
+    uint64_t old_first_bitmap, old_last_bitmap;
+    uint64_t written_from, written_to; /* bytes from guest_offset */
+    bool prealloc;
     struct co_queue waiters;
     struct qcow2_alloc *next, *prev;
 };
@@ -156,6 +186,12 @@ struct qcow2_state {
     unsigned l2_bits;              /* log2 of entries per L2 table */
     uint32_t l2_size;              /* entries per L2 table */
     uint32_t l2_slice_size;        /* entries QEMU allocates in one go */
+    /* extended L2 entries: 16 bytes per entry instead of 8, subclusters
+     * of cluster_size / 32 (else one subcluster per cluster) */
+    bool extended_l2;
+    unsigned l2e_size;             /* bytes per L2 entry */
+    unsigned subcluster_bits;
+    uint32_t subcluster_size;
     unsigned refcount_order;
     uint64_t refcount_max;
     unsigned refblock_bits;        /* log2 of entries per refcount block */
@@ -167,6 +203,10 @@ struct qcow2_state {
     uint64_t compatible_features;
     uint64_t autoclear_features;
     uint32_t crypt_method;
+    /* crypto (qcow2-crypto.c): the unlocked cipher (NULL: not
+     * encrypted) and the LUKS header's clusters from the extension */
+    struct crypto_block *crypto;
+    uint64_t crypto_header_offset, crypto_header_length; /* bytes */
     uint8_t compression_type;
     uint8_t *unknown_header_fields; /* header bytes past the ones we know */
     uint32_t unknown_header_fields_size;
@@ -190,6 +230,8 @@ struct qcow2_state {
 
     /* allocation */
     uint64_t free_cluster_index;   /* no free cluster below this index */
+    uint64_t free_byte_offset;     /* compressed data continues here (0:
+                                    * start a new cluster), as QEMU */
     struct qcow2_cache *l2_cache;
     struct qcow2_cache *refblock_cache;
     struct co_mutex lock;
@@ -198,6 +240,8 @@ struct qcow2_state {
     struct qcow2_discard *discards;
     bool discard_passthrough[QCOW2_DISCARD_MAX];
     unsigned overlap_check;        /* QCOW2_OL_* checked before writes */
+    bool use_lazy_refcounts;       /* lazy-refcounts: set the dirty bit on
+                                    * first write, let refcounts lag */
     bool metadata_preallocation;   /* block status asks the file for holes */
     bool metadata_preallocation_checked;
 
@@ -279,6 +323,46 @@ static inline uint32_t qcow2_l2_index(const struct qcow2_state *s,
 enum qcow2_cluster_type qcow2_cluster_type(const struct qcow2_state *s,
                                            uint64_t l2_entry);
 
+/* L2 entry i of a table (descriptor, and the bitmap with extended L2). */
+static inline uint64_t qcow2_l2_entry(const struct qcow2_state *s,
+                                      const void *l2, uint32_t i)
+{
+    return qcow2_ld64((const uint8_t *)l2 + (size_t)s->l2e_size * i);
+}
+
+static inline uint64_t qcow2_l2_bitmap(const struct qcow2_state *s,
+                                       const void *l2, uint32_t i)
+{
+    return s->extended_l2
+               ? qcow2_ld64((const uint8_t *)l2 + (size_t)16 * i + 8)
+               : 0;
+}
+
+static inline void qcow2_set_l2_entry(const struct qcow2_state *s, void *l2,
+                                      uint32_t i, uint64_t v)
+{
+    qcow2_st64((uint8_t *)l2 + (size_t)s->l2e_size * i, v);
+}
+
+static inline void qcow2_set_l2_bitmap(const struct qcow2_state *s,
+                                       void *l2, uint32_t i, uint64_t v)
+{
+    if (s->extended_l2) {
+        qcow2_st64((uint8_t *)l2 + (size_t)16 * i + 8, v);
+    }
+}
+
+/* Allocation bits of subclusters [from, to) (zero bits: shift by 32). */
+static inline uint64_t qcow2_sc_alloc_range(unsigned from, unsigned to)
+{
+    return ((1ull << to) - 1) & ~((1ull << from) - 1);
+}
+
+/* The type of subcluster sc of an extended L2 entry (the cluster type
+ * without extended L2), or -EIO for an invalid entry/bitmap pair. */
+int qcow2_subcluster_type(const struct qcow2_state *s, uint64_t l2_entry,
+                          uint64_t bitmap, unsigned sc);
+
 static inline bool qcow2_cluster_is_allocated(enum qcow2_cluster_type t)
 {
     return t == QCOW2_CLUSTER_NORMAL || t == QCOW2_CLUSTER_ZERO_ALLOC ||
@@ -308,6 +392,10 @@ int qcow2_signal_corruption(struct blk_node *bs, bool fatal,
                             const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void qcow2_free_state(struct qcow2_state *s);
+/* lazy_refcounts: set the dirty bit (before the first L2 update whose
+ * refcounts may lag), clear it once everything is on disk. */
+int coroutine_fn qcow2_mark_dirty(struct blk_node *bs);
+int coroutine_fn qcow2_mark_clean(struct blk_node *bs);
 /* Flush both caches (refcounts before L2, as dependencies require). */
 int coroutine_fn qcow2_write_caches(struct blk_node *bs);
 int coroutine_fn qcow2_flush_caches(struct blk_node *bs);
@@ -382,6 +470,10 @@ int coroutine_fn qcow2_get_host_offset(struct blk_node *bs, uint64_t offset,
                                        uint64_t *l2_entry);
 int coroutine_fn qcow2_grow_l1_table(struct blk_node *bs, uint64_t min_size,
                                      bool exact_size);
+/* The L2 table for a guest offset, made writable (allocated or unshared)
+ * first; referenced in the cache, put it back when done.  Lock held. */
+int coroutine_fn qcow2_get_l2_for_write(struct blk_node *bs, uint64_t offset,
+                                        void **l2, uint32_t *l2_index);
 /* Decide where a write of [offset, offset + *bytes) goes: either in place
  * (*alloc NULL) or into clusters allocated now (*alloc set, registered as
  * in flight); new clusters go at `hint` (where the previous part of the
@@ -403,11 +495,19 @@ void coroutine_fn qcow2_alloc_abort(struct blk_node *bs,
 int coroutine_fn qcow2_link_prealloc(struct blk_node *bs, uint64_t guest,
                                      uint64_t host, uint64_t nb_clusters,
                                      uint64_t keep);
+/* Put an allocation on the in-flight list / take it off (waking those
+ * who wait for it). */
+void qcow2_register_alloc(struct qcow2_state *s, struct qcow2_alloc *m);
+void qcow2_unregister_alloc(struct qcow2_state *s, struct qcow2_alloc *m);
 /* Wait (dropping the lock) until no allocation overlaps the guest range. */
 void coroutine_fn qcow2_wait_allocs(struct blk_node *bs, uint64_t offset,
                                     uint64_t bytes);
 int coroutine_fn qcow2_cluster_zeroize(struct blk_node *bs, uint64_t offset,
                                        uint64_t bytes, unsigned flags);
+/* Extended L2 write_zeroes (qcow2-zero.c): subclusters get zero bits. */
+int coroutine_fn qcow2_ext_pwrite_zeroes(struct blk_node *bs,
+                                         uint64_t offset, uint64_t bytes,
+                                         unsigned flags);
 int coroutine_fn qcow2_cluster_discard(struct blk_node *bs, uint64_t offset,
                                        uint64_t bytes,
                                        enum qcow2_discard_type type,
@@ -462,5 +562,190 @@ int coroutine_fn qcow2_cache_set_dependency(struct blk_node *bs,
 void qcow2_cache_discard(struct qcow2_cache *c, uint64_t offset);
 /* Forget every table (after a failed write, or on close). */
 void qcow2_cache_clear(struct qcow2_cache *c);
+
+/* ---- compressed writes (qcow2-compress.c) ---- */
+int coroutine_fn qcow2_co_pwritev_compressed(struct blk_node *bs,
+                                             uint64_t offset, uint64_t bytes,
+                                             struct blk_iov *qiov);
+/* qcow2-compress.c: the guest cluster at offset (unallocated, else -EIO
+ * as QEMU) gets `size` bytes of packed compressed space at *host; it is
+ * registered as in flight until qcow2_link_compressed() enters it into
+ * the L2 table (ok) or gives it up.  Lock held. */
+int coroutine_fn qcow2_alloc_compressed(struct blk_node *bs, uint64_t offset,
+                                        uint64_t size, uint64_t *host,
+                                        struct qcow2_alloc **alloc);
+int coroutine_fn qcow2_link_compressed(struct blk_node *bs,
+                                       struct qcow2_alloc *m, uint64_t size,
+                                       bool ok);
+/* qcow2-refcount.c: `size` bytes (<= a cluster) of shared clusters for
+ * compressed data, packed after the previous ones (QEMU's alloc_bytes). */
+int64_t coroutine_fn qcow2_alloc_bytes(struct blk_node *bs, uint64_t size);
+
+/* ---- internal snapshots (qcow2-snapshot.c) ---- */
+int coroutine_fn qcow2_snapshot_create(struct blk_node *bs,
+                                       struct blk_snapshot *sn,
+                                       struct strata_error **errp);
+int coroutine_fn qcow2_snapshot_goto(struct blk_node *bs,
+                                     const char *id_or_name,
+                                     struct strata_error **errp);
+int coroutine_fn qcow2_snapshot_delete(struct blk_node *bs, const char *id,
+                                       const char *name,
+                                       struct strata_error **errp);
+int coroutine_fn qcow2_snapshot_list(struct blk_node *bs,
+                                     struct blk_snapshot **list);
+/* qcow2-snapshot-table.c: read and check the snapshot table at open;
+ * write a new table for `sn` (n entries), point the header at it, free
+ * the old one and make s->snapshots a packed copy of `sn`.  Lock held. */
+int coroutine_fn qcow2_read_snapshots(struct blk_node *bs,
+                                      struct strata_error **errp);
+int coroutine_fn qcow2_write_snapshots(struct blk_node *bs,
+                                       const struct qcow2_snapshot *sn,
+                                       uint32_t n);
+bool qcow2_ranges_overlap(uint64_t a, uint64_t alen, uint64_t b,
+                          uint64_t blen);
+
+/* ---- check and repair (qcow2-check.c) ---- */
+int coroutine_fn qcow2_co_check(struct blk_node *bs,
+                                struct blk_check_result *res, unsigned fix);
+/* The same with s->lock already held (repair of a dirty image on open).
+ * The caller frees res->messages. */
+int coroutine_fn qcow2_check_locked(struct blk_node *bs,
+                                    struct blk_check_result *res,
+                                    unsigned fix);
+
+/* The in-memory refcount table of a check: one entry per host cluster,
+ * in the image's on-disk refcount format (a slice of refblock_size
+ * entries is a refblock); allocated in whole clusters. */
+struct qcow2_imrt {
+    uint8_t *table;
+    int64_t size;          /* entries */
+    /* the active L2 tables as read by the check, by L1 index (NULL: not
+     * kept), so the OFLAG_COPIED pass does not read them again */
+    uint8_t **l2_saved;
+    uint64_t *l2_saved_l1; /* the L1 entry each was read for */
+    uint32_t l2_saved_n;
+    uint64_t l2_saved_bytes;
+    /* refcount blocks read ahead with them (read-only nodes: nothing is
+     * newer in the cache), by reftable index; NULL: not read */
+    uint8_t **rb_saved;
+    uint32_t rb_saved_n;
+};
+/* Refcount lookups that keep the last refblock referenced in the cache. */
+struct qcow2_rc_cursor {
+    int64_t index;         /* reftable index of blk */
+    void *blk;             /* NULL: none */
+};
+int coroutine_fn qcow2_rc_cursor_get(struct blk_node *bs,
+                                     struct blk_check_result *res,
+                                     struct qcow2_rc_cursor *c,
+                                     uint64_t cluster, uint64_t *rc);
+void qcow2_rc_cursor_release(struct qcow2_state *s,
+                             struct qcow2_rc_cursor *c);
+uint64_t qcow2_imrt_get(const struct qcow2_state *s, const void *a,
+                        uint64_t i);
+void qcow2_imrt_set(const struct qcow2_state *s, void *a, uint64_t i,
+                    uint64_t v);
+int qcow2_imrt_resize(const struct qcow2_state *s, struct qcow2_imrt *t,
+                      int64_t new_size);
+int qcow2_imrt_inc(struct blk_node *bs, struct blk_check_result *res,
+                   struct qcow2_imrt *t, uint64_t offset, uint64_t size);
+/* Append a line to res->messages. */
+void qcow2_check_report(struct blk_check_result *res, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* The same for an error the tool reports with its name (QEMU's
+ * error_report): the line starts with '\1'. */
+void qcow2_check_error(struct blk_check_result *res, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* The overlap check before the check's own writes: unlike
+ * qcow2_pre_write_overlap_check() it still lets repairs write after a
+ * fatal corruption was found, as QEMU's check does. */
+int coroutine_fn qcow2_check_overlap(struct blk_node *bs, unsigned ign,
+                                     uint64_t offset, uint64_t size);
+/* qcow2_get_refcount(), reporting a corruption it signals as QEMU prints
+ * it. */
+int coroutine_fn qcow2_check_get_refcount(struct blk_node *bs,
+                                          struct blk_check_result *res,
+                                          uint64_t cluster, uint64_t *rc);
+/* Count every reference into t (QEMU's calculate_refcounts). */
+int coroutine_fn qcow2_check_calculate(struct blk_node *bs,
+                                       struct blk_check_result *res,
+                                       unsigned fix, bool *rebuild,
+                                       struct qcow2_imrt *t);
+/* Compare t with the image's refcounts, fixing what fix allows. */
+void coroutine_fn qcow2_check_compare(struct blk_node *bs,
+                                      struct blk_check_result *res,
+                                      unsigned fix, bool *rebuild,
+                                      int64_t *highest_cluster,
+                                      struct qcow2_imrt *t);
+/* qcow2-check-repair.c */
+int coroutine_fn qcow2_check_bitmaps(struct blk_node *bs,
+                                     struct blk_check_result *res,
+                                     struct qcow2_imrt *t);
+int coroutine_fn qcow2_check_oflag_copied(struct blk_node *bs,
+                                          struct blk_check_result *res,
+                                          unsigned fix,
+                                          struct qcow2_imrt *t);
+int coroutine_fn qcow2_check_rebuild(struct blk_node *bs,
+                                     struct blk_check_result *res,
+                                     unsigned fix, struct qcow2_imrt *t,
+                                     int64_t *highest_cluster);
+
+/* ---- amend and measure (qcow2-amend.c) ---- */
+int coroutine_fn qcow2_amend(struct blk_node *bs, struct blk_opts *opts,
+                             bool force, blk_progress_fn *progress,
+                             void *opaque, struct strata_error **errp);
+int qcow2_measure(struct blk_opts *opts, struct blk_node *in,
+                  struct blk_measure *out, struct strata_error **errp);
+
+/* ---- backing file and emptying (qcow2-backing.c) ---- */
+int coroutine_fn qcow2_change_backing_file(struct blk_node *bs,
+                                           const char *backing_file,
+                                           const char *backing_fmt,
+                                           struct strata_error **errp);
+int coroutine_fn qcow2_make_empty(struct blk_node *bs,
+                                  struct strata_error **errp);
+
+/* ---- encryption (qcow2-crypto.c) ---- */
+struct crypto_block;
+struct json;
+#include "crypto.h"
+/* Open the encryption the header names (after the extensions are read):
+ * needs encrypt.key-secret; AES images only read-only. */
+int coroutine_fn qcow2_crypto_open(struct blk_node *bs, struct blk_opts *opts,
+                                   struct strata_error **errp);
+void qcow2_crypto_free(struct qcow2_state *s);
+/* 512-byte request alignment for encrypted images. */
+void qcow2_crypto_refresh_limits(struct blk_node *bs);
+/* Add the "encrypt" object to the format-specific info data. */
+void qcow2_crypto_get_info(struct blk_node *bs, struct json *data);
+/* Decrypt guest data just read from host offset `host` (guest offset
+ * `guest`) in place. */
+int coroutine_fn qcow2_crypto_decrypt(struct blk_node *bs, uint64_t host,
+                                      uint64_t guest, uint64_t bytes,
+                                      struct blk_iov *qiov);
+/* Write guest data to `child` at host, encrypted when the image is (a
+ * plain blk_co_pwritev otherwise). */
+int coroutine_fn qcow2_crypto_pwritev(struct blk_node *bs,
+                                      struct blk_node *child, uint64_t host,
+                                      uint64_t guest, uint64_t bytes,
+                                      struct blk_iov *qiov);
+/* Create options: which encryption, and its parameters. */
+struct qcow2_crypto_create {
+    bool luks;
+    struct crypto_luks_params p;
+    const char *secret;
+};
+int qcow2_crypto_create_parse(struct blk_opts *opts, bool encryption,
+                              const char *efmt,
+                              struct qcow2_crypto_create *c,
+                              struct strata_error **errp);
+/* Set up LUKS in a freshly created image (lock held). */
+int coroutine_fn qcow2_crypto_create(struct blk_node *bs,
+                                     const struct qcow2_crypto_create *c,
+                                     struct strata_error **errp);
+/* .reopen: refuses read-write for corrupt or dirty images (qcow2.c's
+ * driver table should point at it) */
+int qcow2_reopen(struct blk_node *bs, bool read_write,
+                 struct strata_error **errp);
 
 #endif

@@ -63,7 +63,12 @@ static int64_t coroutine_fn convert_iteration(struct convert_state *s,
             pnum = n;
         } else {
             do {
-                ret = blk_co_block_status_above(s->src[idx], NULL, src_off,
+                /* with a backing file for the target, only what the
+                 * source's top layer holds is copied (qemu-img's base) */
+                ret = blk_co_block_status_above(s->src[idx],
+                                                s->target_has_backing
+                                                    ? s->src[idx]->backing
+                                                    : NULL, src_off,
                                                 MIN(n, size - src_off),
                                                 &pnum, NULL, NULL, NULL);
                 if (ret >= 0) {
@@ -120,6 +125,16 @@ static int64_t coroutine_fn convert_iteration(struct convert_state *s,
     n = MIN(n, s->next_status - offset);
     if (s->status == CONVERT_DATA) {
         n = MIN(n, s->buf_size);
+    }
+    /* compressed clusters are written whole: a short unallocated run is
+     * part of a cluster that has data (qemu-img does the same) */
+    if (s->compressed) {
+        if (n < s->cluster_size) {
+            n = MIN(s->cluster_size, s->total - offset);
+            s->status = CONVERT_DATA;
+        } else {
+            n = ROUND_DOWN(n, s->cluster_size);
+        }
     }
     return (int64_t)n;
 }
@@ -276,6 +291,26 @@ static void coroutine_fn convert_throttle(struct convert_state *s,
     }
 }
 
+/* With -c: do the clusters at the start of buf read as zeroes (and -S
+ * lets them be left out), and how many bytes (*n, whole clusters or up to
+ * the end) share that?  qemu-img decides this per cluster too. */
+static bool compressed_run(const struct convert_state *s, const uint8_t *buf,
+                           uint64_t bytes, uint64_t *n)
+{
+    uint64_t len = MIN(s->cluster_size, bytes);
+    bool zero = s->min_sparse && buffer_is_zero(buf, len);
+
+    *n = len;
+    while (*n < bytes) {
+        len = MIN(s->cluster_size, bytes - *n);
+        if ((s->min_sparse && buffer_is_zero(buf + *n, len)) != zero) {
+            break;
+        }
+        *n += len;
+    }
+    return zero;
+}
+
 /* Write one chunk as qemu-img's convert_co_write(): data runs are written,
  * zero runs of at least min_sparse are skipped when the target reads as
  * zeroes and written as (unmapping) zeroes otherwise. */
@@ -296,6 +331,21 @@ static int coroutine_fn convert_co_write(struct convert_state *s,
         case CONVERT_BACKING:
             break;
         case CONVERT_DATA:
+            if (s->compressed) {
+                /* whole clusters; all-zero ones are left out */
+                bool zero = compressed_run(s, buf, bytes, &n);
+                if (zero) {
+                    goto zero;
+                }
+                convert_throttle(s, n);
+                struct blk_iov q;
+                blk_iov_init_buf(&q, buf, n);
+                ret = blk_co_pwritev_compressed(s->target, offset, n, &q);
+                if (ret < 0) {
+                    return ret;
+                }
+                break;
+            }
             if (!s->min_sparse ||
                 is_allocated_sectors_min(buf, nsec, &nsec, min,
                                          offset / CONVERT_SECTOR, align)) {
@@ -311,6 +361,7 @@ static int coroutine_fn convert_co_write(struct convert_state *s,
             /* a zero run */
             __attribute__((fallthrough));
         case CONVERT_ZERO:
+        zero:
             if (s->has_zero_init) {
                 break;
             }
@@ -336,8 +387,8 @@ static bool chunk_is_full_data(struct convert_state *s,
 {
     int64_t nsec = w->bytes / CONVERT_SECTOR, pnum;
 
-    if (w->status != CONVERT_DATA) {
-        return false;
+    if (w->status != CONVERT_DATA || s->compressed) {
+        return false; /* compressed chunks are never merged */
     }
     if (!s->min_sparse) {
         return true;
@@ -486,6 +537,36 @@ static int64_t coroutine_fn convert_write_chunk(struct convert_state *s,
     return (int64_t)end;
 }
 
+/* -C: let the kernel copy a data chunk (copy_file_range), in turn like a
+ * write.  -ENOTSUP (a source or target that cannot offload, the padding
+ * past a source's end) leaves the chunk to the ordinary read and write,
+ * still holding the turn. */
+static int coroutine_fn convert_co_copy_range(struct convert_state *s,
+                                              struct convert_worker *w)
+{
+    uint64_t base;
+    int idx, ret;
+
+    select_part(s, w->offset, &idx, &base);
+    if (w->offset - base + w->bytes > s->src_size[idx]) {
+        return -ENOTSUP;
+    }
+    w->full_data = false; /* nothing read: never folded into a write */
+    if (s->wr_in_order) {
+        wait_turn(s, w);
+    }
+    if (s->ret != -EINPROGRESS) {
+        return 0;
+    }
+    convert_throttle(s, w->bytes);
+    ret = blk_co_copy_range(s->src[idx], w->offset - base, s->target,
+                            w->offset, w->bytes);
+    if (ret == 0 && s->wr_in_order) {
+        pass_turn(s, w->offset + w->bytes);
+    }
+    return ret;
+}
+
 /* One copying coroutine: take the next chunk from the shared cursor, read
  * it, write it, until the end or an error. */
 static void coroutine_fn convert_co_do_copy(void *opaque)
@@ -527,9 +608,24 @@ static void coroutine_fn convert_co_do_copy(void *opaque)
                                  s->allocated_total);
         }
 
+        if (w->status == CONVERT_DATA && s->copy_range) {
+            ret = convert_co_copy_range(s, w);
+            if (ret != -ENOTSUP) {
+                if (ret < 0 && s->ret == -EINPROGRESS) {
+                    tool_error("error while writing at byte %llu: %s",
+                               (unsigned long long)w->offset,
+                               strerror(-ret));
+                    s->ret = ret;
+                }
+                if (s->ret != -EINPROGRESS) {
+                    wake_all_waiters(s);
+                }
+                continue;
+            }
+        }
         if (w->status == CONVERT_DATA) {
             ret = convert_co_read(s, w->offset, w->bytes, w->buf);
-            if (ret < 0) {
+            if (ret < 0 && s->ret == -EINPROGRESS) {
                 tool_error("error while reading at byte %llu: %s",
                            (unsigned long long)w->offset, strerror(-ret));
                 s->ret = ret;
@@ -550,10 +646,13 @@ static void coroutine_fn convert_co_do_copy(void *opaque)
         if (s->ret == -EINPROGRESS) {
             int64_t end = convert_write_chunk(s, w);
             if (end < 0) {
-                tool_error("error while writing at byte %llu: %s",
-                           (unsigned long long)w->offset,
-                           strerror((int)-end));
-                s->ret = (int)end;
+                /* the first error only: out of order, others may follow */
+                if (s->ret == -EINPROGRESS) {
+                    tool_error("error while writing at byte %llu: %s",
+                               (unsigned long long)w->offset,
+                               strerror((int)-end));
+                    s->ret = (int)end;
+                }
             } else if (s->wr_in_order && !w->handed_over) {
                 pass_turn(s, (uint64_t)end);
             }

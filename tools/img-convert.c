@@ -71,9 +71,7 @@ static int parse_coroutines(const char *arg, long *out)
 static int parse_args(struct convert_args *a, int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"help", no_argument, NULL, 'h'},
-        {"object", required_argument, NULL, IMG_OPT_OBJECT},
-        {"image-opts", no_argument, NULL, IMG_OPT_IMAGE_OPTS},
+        IMG_LONGOPTS_STD,
         {"force-share", no_argument, NULL, 'U'},
         {"target-image-opts", no_argument, NULL, IMG_OPT_TARGET_IMAGE_OPTS},
         {"salvage", no_argument, NULL, IMG_OPT_SALVAGE},
@@ -291,9 +289,23 @@ static int create_target(struct convert_args *a, struct convert_state *s,
         goto out;
     }
     if (a->compressed) {
-        /* no driver writes compressed clusters yet: refuse, never ignore */
-        tool_error("Compression not supported for this file format");
-        goto out;
+        const char *prealloc = opts_get(opts, "preallocation");
+        if (!drv->pwritev_compressed) {
+            tool_error("Compression not supported for this file format");
+            goto out;
+        }
+        bool enc = false;
+        opts_get_bool(opts, "encryption", false, &enc, NULL);
+        if (enc || opts_has(opts, "encrypt.format")) {
+            tool_error("Compression and encryption not supported at the "
+                       "same time");
+            goto out;
+        }
+        if (prealloc && strcmp(prealloc, "off") != 0) {
+            tool_error("Compression and preallocation not supported at the "
+                       "same time");
+            goto out;
+        }
     }
     if (a->bitmaps) {
         tool_error("Source lacks bitmap support");
@@ -354,12 +366,32 @@ static uint64_t pow2floor(uint64_t v)
     return v ? 1ull << (63 - __builtin_clzll(v)) : 0;
 }
 
+/* The -o keys the new image needs to be opened again (the secrets of an
+ * encrypted target), as qemu-img's img_add_key_secrets(). */
+static struct blk_opts *target_open_opts(const struct convert_args *a)
+{
+    struct blk_opts *o = opts_new(), *all = opts_new();
+
+    if (a->options && !a->tgt_image_opts &&
+        opts_parse(all, a->options, NULL, NULL) == 0) {
+        for (int i = 0; i < all->n; i++) {
+            size_t len = strlen(all->v[i].key);
+            if (len >= 10 &&
+                strcmp(all->v[i].key + len - 10, "key-secret") == 0) {
+                opts_set(o, all->v[i].key, all->v[i].value);
+            }
+        }
+    }
+    opts_free(all);
+    return o;
+}
+
 /* Open the target and size the copy to it. */
 static int open_target(struct convert_args *a, struct convert_state *s,
                        const char *out_filename)
 {
     struct strata_error *err = NULL;
-    struct blk_opts *extra;
+    struct blk_opts *extra, *secrets;
     unsigned cache_flags = 0;
     int ret;
 
@@ -371,11 +403,12 @@ static int open_target(struct convert_args *a, struct convert_state *s,
         tool_error("--image-opts and --format are mutually exclusive");
         return -1;
     }
+    secrets = target_open_opts(a);
     if ((cache_flags & BLK_O_NOCACHE) && !a->tgt_image_opts) {
         /* O_DIRECT: a kernel AIO engine spares every write a hand-off to a
          * worker thread (bench/convert -t none: ~25% less wall time than
          * aio=threads).  Targets that refuse it get the default engine. */
-        extra = opts_new();
+        extra = opts_clone(secrets);
         opts_set(extra, "file.aio", DIRECT_AIO);
         ret = tool_open(&s->target, out_filename, a->out_fmt, false,
                         a->cache, BLK_O_RDWR, a->quiet, extra, NULL);
@@ -386,8 +419,9 @@ static int open_target(struct convert_args *a, struct convert_state *s,
     }
     /* a created target's format is known: no probing, no raw warning */
     ret = tool_open(&s->target, out_filename, a->out_fmt, a->tgt_image_opts,
-                    a->cache, BLK_O_RDWR, a->quiet, NULL, &err);
+                    a->cache, BLK_O_RDWR, a->quiet, secrets, &err);
     if (ret < 0) {
+        opts_free(secrets);
         tool_error("Could not open '%s': %s", out_filename,
                    error_msg(err, ret));
         strata_error_free(err);
@@ -395,6 +429,7 @@ static int open_target(struct convert_args *a, struct convert_state *s,
     }
 
 opened:
+    opts_free(secrets);
     /* chunks as large as the target prefers, within qemu-img's bounds */
     uint64_t opt = MAX(s->target->limits.opt_transfer,
                        s->target->limits.discard_alignment);
@@ -409,6 +444,36 @@ opened:
         tool_error("output file is smaller than input file");
         return -1;
     }
+    return 0;
+}
+
+/* -c: the target must write compressed clusters.  qemu-img copies one
+ * cluster per chunk and writes them in order, which leaves one core
+ * compressing; here a chunk holds whole clusters (1 MiB or one cluster),
+ * zero clusters are still found one by one, and the driver compresses the
+ * clusters of a chunk concurrently.  Compressed clusters do not depend on
+ * each other, so chunks are written in whatever order they are ready. */
+static int set_compressed(struct convert_state *s)
+{
+    struct blk_info info = {0};
+
+    if (!s->target->drv->pwritev_compressed) {
+        tool_error("Compression not supported for this file format");
+        return -1;
+    }
+    if (blk_get_info(s->target, &info) < 0) {
+        tool_error("could not get block driver info");
+        return -1;
+    }
+    uint64_t cs = info.cluster_size;
+    blk_info_release(&info);
+    if (cs < CONVERT_SECTOR || cs % CONVERT_SECTOR || cs > s->buf_size) {
+        tool_error("invalid cluster size");
+        return -1;
+    }
+    s->compressed = true;
+    s->cluster_size = cs;
+    s->buf_size = MAX(cs, ROUND_DOWN((uint64_t)1024 * 1024, cs));
     return 0;
 }
 
@@ -489,10 +554,6 @@ int img_convert(int argc, char **argv)
                    "has a backing file");
         goto out;
     }
-    if (a.skip_create && a.compressed) {
-        tool_error("Compression not supported for this file format");
-        goto out;
-    }
     if (a.skip_create && a.bitmaps) {
         tool_error("Source lacks bitmap support");
         goto out;
@@ -502,14 +563,30 @@ int img_convert(int argc, char **argv)
     if (open_target(&a, &s, out_filename) < 0) {
         goto out;
     }
+    if (a.compressed && set_compressed(&s) < 0) {
+        goto out;
+    }
 
     s.has_zero_init = a.target_is_zero;
     s.min_sparse = (uint64_t)a.min_sparse;
     s.num_coroutines = (int)a.num_coroutines;
-    s.wr_in_order = a.wr_in_order;
+    s.wr_in_order = a.wr_in_order && !s.compressed;
     s.salvage = a.salvage;
+    s.copy_range = a.copy_range;
     s.rate_limit = (uint64_t)a.rate_limit;
     ret = convert_do_copy(&s) < 0 ? 1 : 0;
+    if (ret == 0 && s.compressed) {
+        /* as qemu-img: the file ends on a sector boundary after packed
+         * compressed data, which eases sector-based readers */
+        struct blk_node *p = blk_protocol_node(s.target);
+        if (p->size % CONVERT_SECTOR &&
+            blk_truncate(p, ROUND_UP(p->size, CONVERT_SECTOR), false,
+                         BLK_PREALLOC_OFF, NULL) < 0) {
+            tool_error("error while writing at byte %llu: could not align "
+                       "the end of the file", (unsigned long long)p->size);
+            ret = 1;
+        }
+    }
 
 out:
     if (ret == 0) {

@@ -60,7 +60,11 @@ struct convert_state {
     bool wr_in_order;        /* without -W: writes land in offset order */
     bool issue_order;        /* in order of issue, not of completion */
     bool salvage;            /* --salvage: unreadable ranges become zeroes */
+    bool copy_range;         /* -C: data copied by the kernel (offload) */
     bool quiet;
+    bool compressed;         /* -c: one cluster per chunk, written
+                              * compressed, in any order */
+    uint64_t cluster_size;   /* of the target, with -c (bytes) */
     uint64_t min_sparse; /* bytes; 0 = write everything (-S 0) */
     uint64_t alignment;  /* target write alignment in bytes (power of 2) */
     size_t buf_size;     /* bytes per chunk and per coroutine buffer */

@@ -476,9 +476,8 @@ static int write_f(struct io_session *s, int argc, char **argv)
         ret =
             blk_pwrite_zeroes(s->bs, (uint64_t)offset, (uint64_t)count, flags);
     } else if (cflag) {
-        /* the engine has no compressed-write path (yet): refuse as
-         * qemu-io does for formats without one */
-        ret = -ENOTSUP;
+        ret = blk_pwrite_compressed(s->bs, (uint64_t)offset, (uint64_t)count,
+                                    buf);
     } else {
         ret = blk_pwrite(s->bs, (uint64_t)offset, (uint64_t)count, buf, flags);
     }
@@ -850,7 +849,7 @@ static const struct io_cmd write_cmd = {
     .oneline = "writes a number of bytes at a specified offset",
     .help = "\n 'write 512 1k' - writes 1 kilobyte of 0xcd at 512 bytes "
             "into the file\n\n"
-            " -c, -- write compressed data (not supported yet: fails)\n"
+            " -c, -- write compressed data with blk_write_compressed\n"
             " -C, -- report statistics in a machine parsable format\n"
             " -f, -- use Force Unit Access semantics\n"
             " -n, -- with -z, fail rather than write zeroes slowly\n"

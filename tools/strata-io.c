@@ -1096,8 +1096,10 @@ int main(int argc, char **argv)
             a.image_opts = true;
             break;
         case OPT_OBJECT:
-            tool_error("--object is not supported");
-            return 1;
+            if (tool_object_add(optarg) < 0) {
+                return 1;
+            }
+            break;
         default:
             fprintf(stderr, "Try '%s --help' for more information.\n",
                     tool_name);

@@ -1,0 +1,90 @@
+/* Block encryption as QEMU's crypto layer does it: LUKS1 headers (key
+ * slots, anti-forensic split, master key digest) and the legacy qcow AES
+ * scheme, with data encrypted in 512-byte sectors whose IV comes from the
+ * sector number.  Every cipher, hash and PBKDF2 comes from OpenSSL's
+ * libcrypto (EVP); without HAVE_OPENSSL opening or creating fails with
+ * -ENOTSUP.  Used by formats that embed a LUKS header (qcow2). */
+#ifndef BLOCK_CRYPTO_H
+#define BLOCK_CRYPTO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "error.h"
+
+#define CRYPTO_SECTOR_SIZE 512
+
+struct crypto_block;
+
+/* Reads `len` bytes of the header area at `offset` (relative to its start);
+ * returns 0 or -errno. */
+typedef int crypto_read_fn(void *opaque, uint64_t offset, void *buf,
+                           size_t len);
+
+/* LUKS creation parameters; NULL / 0 pick QEMU's defaults (aes-256, xts,
+ * plain64, sha256, 2000 ms). */
+struct crypto_luks_params {
+    const char *cipher_alg;     /* aes-128, aes-192, aes-256 */
+    const char *cipher_mode;    /* xts, cbc, ecb */
+    const char *ivgen_alg;      /* plain, plain64, essiv */
+    const char *ivgen_hash_alg; /* essiv only */
+    const char *hash_alg;       /* sha1, sha224, sha256, sha384, sha512 */
+    uint64_t iter_time;         /* milliseconds */
+};
+
+/* What `info` shows of a LUKS header (QEMU's QCryptoBlockInfoLUKS). */
+struct crypto_luks_info {
+    char cipher_alg[16], cipher_mode[8], ivgen_alg[8], ivgen_hash_alg[8];
+    char hash_alg[8];
+    char uuid[40];
+    uint64_t payload_offset;    /* bytes */
+    uint32_t master_key_iters;
+    struct {
+        bool active;
+        uint32_t iters, stripes;
+        uint64_t key_offset;    /* bytes */
+    } slots[8];
+};
+
+/* Parse a LUKS1 header read through rd and unlock a key slot with the
+ * password ("Invalid password, cannot unlock any keyslot" if none opens).
+ * A NULL password only parses the header (no data I/O possible). */
+int crypto_luks_open(struct crypto_block **out, crypto_read_fn *rd,
+                     void *opaque, const char *password,
+                     struct strata_error **errp);
+
+/* Make a new master key and a header with key slot 0 for the password.
+ * *hdr (malloc'd, *hdr_len bytes: header plus all key material, a whole
+ * number of sectors) is what to store. */
+int crypto_luks_create(struct crypto_block **out,
+                       const struct crypto_luks_params *p,
+                       const char *password, uint8_t **hdr, size_t *hdr_len,
+                       struct strata_error **errp);
+
+/* Legacy qcow AES: AES-128-CBC, key = the password's first 16 bytes padded
+ * with zeroes, IV plain64. */
+int crypto_qcow_aes_open(struct crypto_block **out, const char *password,
+                         struct strata_error **errp);
+
+/* Encrypt/decrypt buf in place; offset and len are multiples of 512 and the
+ * first sector number is offset / 512.  Thread-safe (workers may run
+ * several at once).  Returns 0 or -EIO. */
+int crypto_encrypt(struct crypto_block *b, uint64_t offset, void *buf,
+                   size_t len);
+int crypto_decrypt(struct crypto_block *b, uint64_t offset, void *buf,
+                   size_t len);
+
+/* The parsed header (LUKS only; false otherwise). */
+bool crypto_get_luks_info(struct crypto_block *b,
+                          struct crypto_luks_info *info);
+/* Payload offset in bytes (LUKS), 0 for qcow AES. */
+uint64_t crypto_payload_offset(struct crypto_block *b);
+void crypto_free(struct crypto_block *b);
+
+/* Secrets (--object secret,id=...): the tools register what they parsed;
+ * lookups fall back to the tools' own table when it is linked in. */
+void crypto_secret_add(const char *id, const char *data);
+const char *crypto_secret_lookup(const char *id);
+
+#endif
