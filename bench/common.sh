@@ -184,3 +184,39 @@ bench_table()
         }'
     done
 }
+
+# bench_source FILE MiB: make FILE, unless it exists: a raw image with half
+# of its MiBs allocated in 1 MiB runs scattered so that data and holes
+# alternate, half of the runs random bytes, half compressible text (the
+# source of bench/convert and of the format benchmarks).  Pair j
+# of 1 MiB slots holds one data run, in its first or second slot by a
+# fixed pseudo-random choice; even pairs get random bytes, odd ones text.
+bench_source_make()
+{
+    local file=$1 mib=$2 j slot seed=12345
+    local tmp=$file.tmp
+    bench_log "creating $file ($mib MiB, half allocated)"
+    rm -f "$tmp"
+    truncate -s "${mib}M" "$tmp"
+    for ((j = 0; j < mib / 2; j++)); do
+        seed=$(((seed * 1103515245 + 12345) % 2147483648))
+        slot=$((2 * j + (seed >> 16) % 2))
+        if ((j % 2 == 0)); then
+            dd if=/dev/urandom of="$tmp" bs=1M count=1 seek="$slot" \
+                conv=notrunc iflag=fullblock status=none
+        else
+            yes "run $j: the quick brown fox jumps over the lazy dog; \
+pack my box with five dozen liquor jugs $slot" |
+                head -c 1048576 |
+                dd of="$tmp" bs=1M count=1 seek="$slot" conv=notrunc \
+                    iflag=fullblock status=none
+        fi
+    done
+    sync "$tmp"
+    mv "$tmp" "$file"
+}
+
+bench_source()
+{
+    [ -f "$1" ] || bench_source_make "$1" "$2"
+}

@@ -168,3 +168,106 @@ fail_lock:
     }
     return error_setg_errno(errp, ret, "Failed to lock byte %d", byte);
 }
+
+/* Drop the bytes of `perm`/`unshared` that `keep_perm`/`keep_unshared` do
+ * not also hold. */
+static void unlock_extra(int fd, unsigned perm, unsigned unshared,
+                         unsigned keep_perm, unsigned keep_unshared)
+{
+    for (int i = 0; i < LOCK_NBITS; i++) {
+        if ((perm & ~keep_perm) & (1u << i)) {
+            lock_byte(fd, LOCK_PERM_BASE + i, F_UNLCK);
+        }
+        if ((unshared & ~keep_unshared) & (1u << i)) {
+            lock_byte(fd, LOCK_SHARED_BASE + i, F_UNLCK);
+        }
+    }
+}
+
+/* Take the bytes of perm/unshared on fd without checking anything. */
+static int lock_bytes(int fd, unsigned perm, unsigned unshared)
+{
+    for (int i = 0; i < LOCK_NBITS; i++) {
+        int ret = 0;
+        if (perm & (1u << i)) {
+            ret = lock_byte(fd, LOCK_PERM_BASE + i, F_RDLCK);
+        }
+        if (ret == 0 && (unshared & (1u << i))) {
+            ret = lock_byte(fd, LOCK_SHARED_BASE + i, F_RDLCK);
+        }
+        if (ret < 0) {
+            return ret;
+        }
+    }
+    return 0;
+}
+
+/* Which byte of another open conflicts with perm/unshared on fd: 0, or
+ * -EAGAIN/-errno with *bit and *shared saying what was refused. */
+static int find_conflict(int fd, unsigned perm, unsigned unshared,
+                         int *bit, bool *shared)
+{
+    for (int i = 0; i < LOCK_NBITS; i++) {
+        if (perm & (1u << i)) {
+            int ret = test_byte(fd, LOCK_SHARED_BASE + i);
+            if (ret < 0) {
+                *bit = i;
+                *shared = false;
+                return ret;
+            }
+        }
+    }
+    for (int i = 0; i < LOCK_NBITS; i++) {
+        if (unshared & (1u << i)) {
+            int ret = test_byte(fd, LOCK_PERM_BASE + i);
+            if (ret < 0) {
+                *bit = i;
+                *shared = true;
+                return ret;
+            }
+        }
+    }
+    return 0;
+}
+
+/* As QEMU's reopen: the old descriptor first takes the union of old and
+ * new bytes and is checked against other opens (its own bytes never
+ * conflict with it), then the new descriptor copies the new bytes.  The
+ * file is never unlocked in between, and two opens of this process do not
+ * trip over each other since only the old one is checked.  On failure the
+ * old descriptor holds exactly its old bytes again. */
+int file_lock_change(int old_fd, int new_fd, unsigned old_perm,
+                     unsigned old_unshared, unsigned new_perm,
+                     unsigned new_unshared, const char *filename,
+                     struct strata_error **errp)
+{
+    int ret, bit = 0;
+    bool shared = false;
+
+    ret = lock_bytes(old_fd, new_perm, new_unshared);
+    if (ret < 0) {
+        unlock_extra(old_fd, new_perm, new_unshared, old_perm, old_unshared);
+        return error_setg_errno(errp, ret, "Failed to lock the image");
+    }
+    ret = find_conflict(old_fd, new_perm & ~old_perm,
+                        new_unshared & ~old_unshared, &bit, &shared);
+    if (ret < 0) {
+        unlock_extra(old_fd, new_perm, new_unshared, old_perm, old_unshared);
+        if (ret != -EAGAIN) {
+            return error_setg_errno(errp, ret, "Failed to get %s\"%s\" lock",
+                                    shared ? "shared " : "",
+                                    perm_names[bit]);
+        }
+        return error_setg(errp, -EAGAIN, "Failed to get %s\"%s\" lock\n"
+                          "Is another process using the image [%s]?",
+                          shared ? "shared " : "", perm_names[bit],
+                          filename);
+    }
+    ret = lock_bytes(new_fd, new_perm, new_unshared);
+    if (ret < 0) {
+        file_lock_release(new_fd);
+        unlock_extra(old_fd, new_perm, new_unshared, old_perm, old_unshared);
+        return error_setg_errno(errp, ret, "Failed to lock the image");
+    }
+    return 0;
+}

@@ -137,6 +137,17 @@ static int parse_locking(const char *v, bool *lock, bool *must,
     return error_setg(errp, -EINVAL, "invalid parameter value: %s", v);
 }
 
+/* The lock bytes an open with these flags holds (QEMU's for read-only
+ * and read-write opens). */
+static void lock_perms(unsigned flags, bool rdwr, unsigned *perm,
+                       unsigned *unshared)
+{
+    *perm = FILE_PERM_CONSISTENT_READ | (rdwr ? FILE_PERM_WRITE : 0);
+    *unshared = (flags & BLK_O_FORCE_SHARE)
+                    ? 0
+                    : FILE_PERM_WRITE | FILE_PERM_RESIZE;
+}
+
 static void file_close(struct blk_node *bs)
 {
     struct file_state *s = bs->opaque;
@@ -243,11 +254,8 @@ static int file_open(struct blk_node *bs, struct blk_opts *opts,
         lock = false;
     }
     if (lock) {
-        unsigned perm =
-            FILE_PERM_CONSISTENT_READ | (rdwr ? FILE_PERM_WRITE : 0);
-        unsigned unshared = (bs->flags & BLK_O_FORCE_SHARE)
-                                ? 0
-                                : FILE_PERM_WRITE | FILE_PERM_RESIZE;
+        unsigned perm, unshared;
+        lock_perms(bs->flags, rdwr, &perm, &unshared);
         ret = file_lock_apply(s->fd, perm, unshared, bs->filename, errp);
         if (ret < 0) {
             goto fail;
@@ -266,6 +274,51 @@ fail:
     s->aio = NULL;
     file_close(bs);
     return ret;
+}
+
+/* Switch between read-only and read-write as QEMU's raw_reopen: a new
+ * descriptor of the same file with the same cache flags, the locks moved
+ * to it, then the old one closed.  The core drained the node first, and
+ * the AIO engines take s->fd per request, so their contexts carry on. */
+static int file_reopen(struct blk_node *bs, bool read_write,
+                       struct strata_error **errp)
+{
+    struct file_state *s = bs->opaque;
+    int oflags = (read_write ? O_RDWR : O_RDONLY) | O_CLOEXEC |
+                 (s->direct ? O_DIRECT : 0);
+    unsigned old_perm, old_unshared, new_perm, new_unshared;
+    struct stat old_st, new_st;
+    int fd, ret;
+
+    if (fstat(s->fd, &old_st) < 0) {
+        return error_setg_errno(errp, -errno, "Could not stat '%s'",
+                                s->filename);
+    }
+    do {
+        fd = open(s->filename, oflags);
+    } while (fd < 0 && errno == EINTR);
+    if (fd < 0) {
+        return error_setg_errno(errp, -errno, "Could not reopen file");
+    }
+    if (fstat(fd, &new_st) < 0 || new_st.st_dev != old_st.st_dev ||
+        new_st.st_ino != old_st.st_ino) {
+        close(fd);
+        return error_setg(errp, -ESTALE, "Could not reopen file: '%s' was "
+                          "replaced by another file", s->filename);
+    }
+    if (s->locked) {
+        lock_perms(bs->flags, !bs->read_only, &old_perm, &old_unshared);
+        lock_perms(bs->flags, read_write, &new_perm, &new_unshared);
+        ret = file_lock_change(s->fd, fd, old_perm, old_unshared, new_perm,
+                               new_unshared, bs->filename, errp);
+        if (ret < 0) {
+            close(fd);
+            return ret;
+        }
+    }
+    close(s->fd); /* drops its lock bytes; fd holds them now */
+    s->fd = fd;
+    return 0;
 }
 
 /* ---- reads and writes ---- */
@@ -759,6 +812,9 @@ const struct blk_driver blk_drv_file = {
     .protocols = file_protocols,
     .open = file_open,
     .close = file_close,
+    .reopen = file_reopen,
+    .copy_range_from = file_co_copy_range_from,
+    .copy_range_to = file_co_copy_range_to,
     .create = file_create,
     .create_opts = file_create_opts,
     .preadv = file_co_preadv,

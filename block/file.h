@@ -68,6 +68,13 @@ struct file_state {
  * -ENOTSUP when the file system has no OFD locks. */
 int file_lock_apply(int fd, unsigned perm, unsigned unshared,
                     const char *filename, struct strata_error **errp);
+/* Reopen: move the locks of old_fd (old_perm/old_unshared) to new_fd with
+ * new_perm/new_unshared, checking only what is new against other opens;
+ * on failure old_fd keeps its old bytes and new_fd holds none. */
+int file_lock_change(int old_fd, int new_fd, unsigned old_perm,
+                     unsigned old_unshared, unsigned new_perm,
+                     unsigned new_unshared, const char *filename,
+                     struct strata_error **errp);
 /* Drop every lock byte this fd holds. */
 void file_lock_release(int fd);
 /* True when the kernel and file system behind fd support OFD locks. */
@@ -92,5 +99,15 @@ bool file_errno_unsupported(int ret);
 /* Wake a coroutine waiting for an AIO completion: enter it directly when it
  * lives on this thread, otherwise through its home loop. */
 void file_aio_wake(struct coroutine *co);
+
+/* Offloaded copies (file-copy.c), the driver's copy_range ops. */
+int coroutine_fn file_co_copy_range_from(struct blk_node *bs,
+                                         uint64_t src_off,
+                                         struct blk_node *dst,
+                                         uint64_t dst_off, uint64_t bytes);
+int coroutine_fn file_co_copy_range_to(struct blk_node *src,
+                                       uint64_t src_off,
+                                       struct blk_node *bs,
+                                       uint64_t dst_off, uint64_t bytes);
 
 #endif

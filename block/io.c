@@ -348,6 +348,44 @@ int coroutine_fn blk_co_pwritev_compressed(struct blk_node *bs,
     return ret;
 }
 
+/* Offloaded copies are all-or-nothing for the caller, which falls back to
+ * reading and writing on -ENOTSUP; only aligned ranges are offered so no
+ * read-modify-write is ever needed on the destination. */
+int coroutine_fn blk_co_copy_range(struct blk_node *src, uint64_t src_off,
+                                   struct blk_node *dst, uint64_t dst_off,
+                                   uint64_t bytes)
+{
+    struct blk_tracked_req req;
+    uint32_t align = MAX(src->limits.request_alignment,
+                         dst->limits.request_alignment);
+    int ret = check_request(src, src_off, bytes, false);
+
+    if (ret == 0) {
+        ret = check_request(dst, dst_off, bytes, true);
+    }
+    if (ret < 0 || bytes == 0) {
+        return ret;
+    }
+    if (!src->drv->copy_range_from ||
+        src_off % align || dst_off % align || bytes % align) {
+        return -ENOTSUP;
+    }
+    inc_in_flight(src);
+    inc_in_flight(dst);
+    track_begin(dst, &req, dst_off, bytes, false);
+    ret = src->drv->copy_range_from(src, src_off, dst, dst_off, bytes);
+    track_end(dst, &req);
+    if (ret >= 0) {
+        note_growth(dst, dst_off + bytes);
+        if (dst->flags & BLK_O_WRITETHROUGH) {
+            ret = blk_co_flush(dst);
+        }
+    }
+    dec_in_flight(dst);
+    dec_in_flight(src);
+    return ret;
+}
+
 /* ---- write zeroes ---- */
 
 /* Write real zeroes over an aligned range. */

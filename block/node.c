@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
 
 #include "block.h"
 #include "drivers.h"
@@ -217,13 +219,44 @@ fail:
     return ret;
 }
 
+/* "appliance.ova:2" or "appliance.ova:disk1.vmdk", when no file has that
+ * very name: the OVA, with the suffix choosing the disk (ova's disk=).
+ * Returns the archive's name (caller frees) or NULL. */
+static char *ova_member_name(const char *filename, struct blk_opts *opts)
+{
+    const char *colon = filename ? strrchr(filename, ':') : NULL;
+    struct stat st;
+    char *archive;
+
+    if (!colon || colon - filename < 5 || !colon[1] || strchr(colon, '/') ||
+        strncasecmp(colon - 4, ".ova", 4) != 0 || stat(filename, &st) == 0) {
+        return NULL;
+    }
+    archive = xstrdup(filename);
+    archive[colon - filename] = 0;
+    if (stat(archive, &st) < 0) {
+        free(archive);
+        return NULL;
+    }
+    if (!opts_has(opts, "disk")) {
+        opts_set(opts, "disk", colon + 1);
+    }
+    if (!opts_has(opts, "driver")) {
+        opts_set(opts, "driver", "ova");
+    }
+    return archive;
+}
+
 int blk_open(struct blk_node **out, const char *filename,
              const struct blk_opts *opts, unsigned flags,
              struct strata_error **errp)
 {
     struct blk_opts *copy = opts ? opts_clone(opts) : opts_new();
+    char *archive = ova_member_name(filename, copy);
+    int ret = open_node(out, archive ? archive : filename, copy, flags, errp);
 
-    return open_node(out, filename, copy, flags, errp);
+    free(archive);
+    return ret;
 }
 
 char *blk_resolve_backing_name(const char *overlay, const char *backing)

@@ -171,7 +171,7 @@ int blk_measure(const struct blk_driver *drv, struct blk_opts *opts,
 {
     *out = (struct blk_measure){0};
     if (!drv->measure) {
-        return error_setg(errp, -ENOTSUP, "Format driver '%s' does not "
+        return error_setg(errp, -ENOTSUP, "Block driver '%s' does not "
                           "support size measurement", drv->name);
     }
     return drv->measure(opts, in, out, errp);

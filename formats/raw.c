@@ -180,6 +180,56 @@ static int raw_create(const char *filename, struct blk_opts *opts,
     return blk_create_file(filename, opts, errp);
 }
 
+/* measure: a raw image needs its whole virtual size (QEMU's raw_measure). */
+static int raw_measure(struct blk_opts *opts, struct blk_node *in,
+                       struct blk_measure *out, struct strata_error **errp)
+{
+    uint64_t size;
+    int ret;
+
+    if (in) {
+        size = in->size;
+    } else {
+        ret = opts_get_size(opts, "size", 0, &size, errp);
+        if (ret < 0) {
+            return ret;
+        }
+        if (size > UINT64_MAX - BLK_SECTOR_SIZE) {
+            return error_setg(errp, -EINVAL, "Image size is too large");
+        }
+        size = ROUND_UP(size, BLK_SECTOR_SIZE);
+    }
+    out->required = size;
+    out->fully_allocated = size; /* unallocated sectors count in raw */
+    return 0;
+}
+
+/* The raw window maps straight onto the file: offloaded copies go down. */
+static int coroutine_fn raw_copy_range_from(struct blk_node *bs,
+                                            uint64_t src_off,
+                                            struct blk_node *dst,
+                                            uint64_t dst_off, uint64_t bytes)
+{
+    struct raw_state *s = bs->opaque;
+
+    return blk_co_copy_range(bs->file, s->offset + src_off, dst, dst_off,
+                             bytes);
+}
+
+static int coroutine_fn raw_copy_range_to(struct blk_node *src,
+                                          uint64_t src_off,
+                                          struct blk_node *bs,
+                                          uint64_t dst_off, uint64_t bytes)
+{
+    struct raw_state *s = bs->opaque;
+
+    if ((bs->flags & BLK_O_PROBED) && dst_off < BLK_SECTOR_SIZE) {
+        return -ENOTSUP; /* sector 0 of a guessed raw goes through the guard */
+    }
+    return blk_co_copy_range(src, src_off, bs->file, s->offset + dst_off,
+                             bytes);
+}
+
 const struct blk_driver blk_drv_raw = {
     .name = "raw",
     .kind = BLK_KIND_FORMAT,
@@ -195,6 +245,9 @@ const struct blk_driver blk_drv_raw = {
     .block_status = raw_block_status,
     .truncate = raw_truncate,
     .has_zero_init = raw_has_zero_init,
+    .copy_range_from = raw_copy_range_from,
+    .copy_range_to = raw_copy_range_to,
+    .measure = raw_measure,
     .supported_write_flags = BLK_REQ_FUA,
     .supported_zero_flags = BLK_REQ_FUA | BLK_REQ_MAY_UNMAP,
 };
