@@ -167,10 +167,10 @@ int img_bench(int argc, char **argv)
     };
     struct bench b = {.count = 75000, .depth = 64, .bufsize = 4096,
                       .drain_on_flush = true};
-    const char *fmt = NULL, *cache = NULL, *aio = NULL, *filename;
+    struct img_std_opts o = {0};
+    const char *cache = NULL, *aio = NULL, *filename;
     struct strata_error *err = NULL;
     struct blk_opts *extra = NULL;
-    bool image_opts = false;
     int64_t offset = 0, step = 0;
     int pattern = 0, c, ret;
     unsigned flags = 0, cache_flags;
@@ -191,9 +191,6 @@ int img_bench(int argc, char **argv)
                 tool_error("Invalid queue depth specified");
                 return 1;
             }
-            break;
-        case 'f':
-            fmt = optarg;
             break;
         case 'n':
             aio = "native";
@@ -237,9 +234,6 @@ int img_bench(int argc, char **argv)
             b.write = true;
             flags |= BLK_O_RDWR;
             break;
-        case 'U':
-            flags |= BLK_O_FORCE_SHARE;
-            break;
         case IMG_OPT_PATTERN:
             if (parse_count(optarg, 0xff, &pattern) < 0) {
                 tool_error("Invalid pattern byte specified");
@@ -255,15 +249,16 @@ int img_bench(int argc, char **argv)
         case IMG_OPT_NO_DRAIN:
             b.drain_on_flush = false;
             break;
-        case IMG_OPT_IMAGE_OPTS:
-            image_opts = true;
-            break;
+        default:
+            if (img_std_opt(&o, c, optarg) < 0) {
+                return 1;
+            }
         }
     }
-    if (optind != argc - 1) {
-        img_error_exit("Expecting one image file name");
+    filename = img_one_filename(argc, argv);
+    if (o.force_share) {
+        flags |= BLK_O_FORCE_SHARE;
     }
-    filename = argv[argc - 1];
 
     if (!b.write && b.flush_interval) {
         tool_error("--flush-interval is only available in write tests");
@@ -273,7 +268,7 @@ int img_bench(int argc, char **argv)
         tool_error("Flush interval can't be smaller than depth");
         return 1;
     }
-    if (image_opts && fmt) {
+    if (o.image_opts && o.fmt) {
         tool_error("--image-opts and --format are mutually exclusive");
         return 1;
     }
@@ -283,7 +278,7 @@ int img_bench(int argc, char **argv)
         opts_set(extra, "file.aio", aio);
     }
     /* qemu-img's -q does not silence the probing warning either */
-    ret = tool_open(&b.bs, filename, fmt, image_opts, cache, flags, false,
+    ret = tool_open(&b.bs, filename, o.fmt, o.image_opts, cache, flags, false,
                     extra, &err);
     opts_free(extra);
     if (ret < 0) {

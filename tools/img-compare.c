@@ -251,15 +251,13 @@ out:
 int img_compare(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"help", no_argument, NULL, 'h'},
-        {"object", required_argument, NULL, IMG_OPT_OBJECT},
-        {"image-opts", no_argument, NULL, IMG_OPT_IMAGE_OPTS},
+        IMG_LONGOPTS_STD,
         {"force-share", no_argument, NULL, 'U'},
         {NULL, 0, NULL, 0},
     };
-    const char *fmt1 = NULL, *fmt2 = NULL, *cache = "writeback";
-    bool progress = false, quiet = false, strict = false;
-    bool image_opts = false, force_share = false;
+    struct img_std_opts o = {.cache = "writeback"};
+    const char *fmt2 = NULL;
+    bool strict = false;
     struct cmp_side s1 = {0}, s2 = {0};
     struct tool_progress prog;
     unsigned flags = 0;
@@ -267,41 +265,25 @@ int img_compare(int argc, char **argv)
 
     while ((c = img_getopt(argc, argv, ":hf:F:T:pqsU", longopts)) != -1) {
         switch (c) {
-        case 'f':
-            fmt1 = optarg;
-            break;
         case 'F':
             fmt2 = optarg;
             break;
         case 'T':
-            cache = optarg;
-            break;
-        case 'p':
-            progress = true;
-            break;
-        case 'q':
-            quiet = true;
+            o.cache = optarg;
             break;
         case 's':
             strict = true;
             break;
-        case 'U':
-            force_share = true;
-            break;
-        case IMG_OPT_IMAGE_OPTS:
-            image_opts = true;
-            break;
-        case IMG_OPT_OBJECT:
-            if (tool_object_add(optarg) < 0) {
+        default:
+            if (img_std_opt(&o, c, optarg) < 0) {
                 return CMP_OPEN_ERROR;
             }
-            break;
         }
     }
-    if (quiet) {
-        progress = false;
+    if (o.quiet) {
+        o.progress = false;
     }
-    tool_progress_init(&prog, progress);
+    tool_progress_init(&prog, o.progress);
     prog.min_skip = 2.0;
 
     if (optind != argc - 2) {
@@ -310,25 +292,25 @@ int img_compare(int argc, char **argv)
     s1.filename = argv[optind++];
     s2.filename = argv[optind++];
 
-    if (blk_parse_cache_mode(cache, &flags) < 0) {
-        tool_error("Invalid source cache option: %s", cache);
+    if (blk_parse_cache_mode(o.cache, &flags) < 0) {
+        tool_error("Invalid source cache option: %s", o.cache);
         ret = CMP_OPEN_ERROR;
         goto out;
     }
-    flags |= force_share ? BLK_O_FORCE_SHARE : 0;
-    s1.bs = img_open(s1.filename, fmt1, image_opts, cache, flags, quiet);
+    flags |= o.force_share ? BLK_O_FORCE_SHARE : 0;
+    s1.bs = img_open(s1.filename, o.fmt, o.image_opts, o.cache, flags, o.quiet);
     if (!s1.bs) {
         ret = CMP_OPEN_ERROR;
         goto out;
     }
-    s2.bs = img_open(s2.filename, fmt2, image_opts, cache, flags, quiet);
+    s2.bs = img_open(s2.filename, fmt2, o.image_opts, o.cache, flags, o.quiet);
     if (!s2.bs) {
         ret = CMP_OPEN_ERROR;
         goto out;
     }
     s1.size = (int64_t)s1.bs->size;
     s2.size = (int64_t)s2.bs->size;
-    ret = compare_images(&s1, &s2, strict, quiet, &prog);
+    ret = compare_images(&s1, &s2, strict, o.quiet, &prog);
 out:
     blk_close(s2.bs);
     blk_close(s1.bs);

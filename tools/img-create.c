@@ -23,22 +23,6 @@ static const struct blk_opt_desc *find_desc(const struct blk_opt_desc *list,
     return NULL;
 }
 
-static const char *opt_type_name(enum blk_opt_type t)
-{
-    switch (t) {
-    case OPT_STRING: return "str";
-    case OPT_BOOL: return "bool (on/off)";
-    case OPT_NUMBER: return "num";
-    case OPT_SIZE: return "size";
-    }
-    return "?";
-}
-
-static int cmp_line(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 /* -o help: the create options, sorted, in qemu_opts_print_help()'s
  * layout.  Without a file name only the format's own options are known. */
 static int print_option_help(const char *filename, const char *fmt)
@@ -46,8 +30,7 @@ static int print_option_help(const char *filename, const char *fmt)
     const struct blk_driver *drv = blk_find_driver(fmt);
     const struct blk_driver *proto = NULL;
     struct blk_opt_desc *list;
-    char **lines;
-    int n = 0;
+    char *title;
 
     if (!drv) {
         tool_error("Unknown file format '%s'", fmt);
@@ -67,35 +50,14 @@ static int print_option_help(const char *filename, const char *fmt)
         }
     }
     list = blk_create_opt_list(drv, proto);
-    for (const struct blk_opt_desc *d = list; d->name; d++) {
-        n++;
-    }
-    lines = xzalloc(sizeof(*lines) * (n + 1));
-    for (int i = 0; i < n; i++) {
-        char *s = xasprintf("  %s=<%s>", list[i].name,
-                            opt_type_name(list[i].type));
-        if (list[i].help) {
-            char *t = xasprintf("%-24s - %s", s, list[i].help);
-            free(s);
-            s = t;
-        }
-        lines[i] = s;
-    }
-    qsort(lines, n, sizeof(*lines), cmp_line);
-    if (filename) {
-        printf("Supported options:\n");
-    } else {
-        printf("Supported %s options:\n", drv->name);
-    }
-    for (int i = 0; i < n; i++) {
-        printf("%s\n", lines[i]);
-        free(lines[i]);
-    }
+    title = filename ? xstrdup("Supported options:")
+                     : xasprintf("Supported %s options:", drv->name);
+    img_print_opt_help(title, list);
+    free(title);
     if (!filename) {
         printf("\nThe protocol level may support further options.\n"
                "Specify the target filename to include those options.\n");
     }
-    free(lines);
     free(list);
     return 0;
 }

@@ -132,38 +132,26 @@ static int copy(struct blk_node *in, struct blk_node *out, int64_t in_pos,
 int img_dd(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"help", no_argument, NULL, 'h'},
-        {"object", required_argument, NULL, IMG_OPT_OBJECT},
-        {"image-opts", no_argument, NULL, IMG_OPT_IMAGE_OPTS},
+        IMG_LONGOPTS_STD,
         {"force-share", no_argument, NULL, 'U'},
         {NULL, 0, NULL, 0},
     };
     struct dd_args a = {.bsz = 512};
-    const char *fmt = NULL, *out_fmt = "raw";
-    bool image_opts = false, force_share = false;
+    struct img_std_opts o = {0};
+    const char *out_fmt = "raw";
     struct blk_node *in = NULL, *out = NULL;
     int64_t size, in_pos;
     int c, ret = -1;
 
     while ((c = img_getopt(argc, argv, ":hf:O:U", longopts)) != -1) {
         switch (c) {
-        case 'f':
-            fmt = optarg;
-            break;
         case 'O':
             out_fmt = optarg;
             break;
-        case 'U':
-            force_share = true;
-            break;
-        case IMG_OPT_IMAGE_OPTS:
-            image_opts = true;
-            break;
-        case IMG_OPT_OBJECT:
-            if (tool_object_add(optarg) < 0) {
+        default:
+            if (img_std_opt(&o, c, optarg) < 0) {
                 return 1;
             }
-            break;
         }
     }
     for (int i = optind; i < argc; i++) {
@@ -176,8 +164,8 @@ int img_dd(int argc, char **argv)
         return 1;
     }
 
-    in = img_open(a.in, fmt, image_opts, NULL,
-                  force_share ? BLK_O_FORCE_SHARE : 0, false);
+    in = img_open(a.in, o.fmt, o.image_opts, NULL,
+                  o.force_share ? BLK_O_FORCE_SHARE : 0, false);
     if (!in) {
         return 1;
     }

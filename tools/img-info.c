@@ -10,7 +10,39 @@
 #include <string.h>
 
 #include "img-cmds.h"
+#include "img-snapshot.h"
 #include "util.h"
+
+/* The "snapshots" array (SnapshotInfo objects in QAPI field order), or
+ * NULL when the image has none, as qemu-img leaves the key out then. */
+static struct json *snapshot_info(struct blk_node *bs)
+{
+    struct blk_snapshot *sn = NULL;
+    int n = blk_snapshot_list(bs, &sn);
+    struct json *list = NULL;
+
+    for (int i = 0; i < n; i++) {
+        struct json *o = json_new_object();
+        json_set_str(o, "id", sn[i].id);
+        json_set_str(o, "name", sn[i].name);
+        json_set_int(o, "vm-state-size", (int64_t)sn[i].vm_state_size);
+        json_set_int(o, "date-sec", sn[i].date_sec);
+        json_set_int(o, "date-nsec", sn[i].date_nsec);
+        json_set_int(o, "vm-clock-sec",
+                     (int64_t)(sn[i].vm_clock_nsec / 1000000000));
+        json_set_int(o, "vm-clock-nsec",
+                     (int64_t)(sn[i].vm_clock_nsec % 1000000000));
+        if (sn[i].icount != UINT64_MAX) {
+            json_set_int(o, "icount", (int64_t)sn[i].icount);
+        }
+        if (!list) {
+            list = json_new_array();
+        }
+        json_append(list, o);
+    }
+    blk_snapshot_list_free(sn, n);
+    return list;
+}
 
 /* The ImageInfo object of one open layer, fields in QAPI order (which
  * decides QEMU's key order where two keys share a hash bucket). */
@@ -34,6 +66,9 @@ static struct json *image_info(struct blk_node *bs)
     if (bi.cluster_size) {
         json_set_int(info, "cluster-size", bi.cluster_size);
     }
+    if (bi.encrypted) {
+        json_set_bool(info, "encrypted", true); /* as QEMU: only when true */
+    }
     if (bs->backing_file && bs->backing_file[0]) {
         char *full = blk_resolve_backing_name(bs->filename, bs->backing_file);
         json_set_str(info, "backing-filename", bs->backing_file);
@@ -43,6 +78,10 @@ static struct json *image_info(struct blk_node *bs)
                          bs->backing_format);
         }
         free(full);
+    }
+    struct json *snapshots = snapshot_info(bs);
+    if (snapshots) {
+        json_set(info, "snapshots", snapshots);
     }
     if (bi.format_specific) {
         json_set(info, "format-specific", bi.format_specific);
@@ -135,6 +174,32 @@ static void dump_value(int indent, const struct json *v)
     }
 }
 
+/* The "Snapshot list:" table of the human text, from the JSON array. */
+static void dump_snapshots(const struct json *list)
+{
+    printf("Snapshot list:\n");
+    img_snapshot_dump_header();
+    printf("\n");
+    for (int i = 0; i < list->c.n; i++) {
+        const struct json *o = list->c.items[i];
+        int64_t size = 0, date = 0, csec = 0, cnsec = 0, icount;
+        const char *id = str_of(o, "id"), *name = str_of(o, "name");
+
+        int_of(o, "vm-state-size", &size);
+        int_of(o, "date-sec", &date);
+        int_of(o, "vm-clock-sec", &csec);
+        int_of(o, "vm-clock-nsec", &cnsec);
+        if (!int_of(o, "icount", &icount)) {
+            icount = -1;
+        }
+        img_snapshot_dump(id ? id : "", name ? name : "", (uint64_t)size,
+                          (uint32_t)date,
+                          (uint64_t)csec * 1000000000ull + (uint64_t)cnsec,
+                          (uint64_t)icount);
+        printf("\n");
+    }
+}
+
 /* qemu-img's human text for one layer (bdrv_image_info_dump). */
 static void dump_human(const struct json *info)
 {
@@ -143,6 +208,7 @@ static void dump_human(const struct json *info)
     const char *bfmt = str_of(info, "backing-filename-format");
     const struct json *dirty = json_get(info, "dirty-flag");
     const struct json *spec = json_get(info, "format-specific");
+    const struct json *snapshots = json_get(info, "snapshots");
     int64_t vsize = 0, asize, csize;
     char buf[64];
 
@@ -179,6 +245,9 @@ static void dump_human(const struct json *info)
         if (bfmt) {
             printf("backing file format: %s\n", bfmt);
         }
+    }
+    if (snapshots && snapshots->type == JSON_ARRAY) {
+        dump_snapshots(snapshots);
     }
     if (spec) {
         const struct json *data = json_get(spec, "data");
@@ -267,44 +336,33 @@ int img_info(int argc, char **argv)
         {"force-share", no_argument, NULL, 'U'},
         {NULL, 0, NULL, 0},
     };
-    const char *fmt = NULL, *output = NULL;
-    bool chain = false, image_opts = false, force_share = false;
+    struct img_std_opts o = {0};
+    const char *output = NULL;
+    bool chain = false;
     enum img_output ofmt;
     struct json *list;
     int c;
 
     while ((c = img_getopt(argc, argv, ":f:hU", longopts)) != -1) {
         switch (c) {
-        case 'f':
-            fmt = optarg;
-            break;
-        case 'U':
-            force_share = true;
-            break;
         case IMG_OPT_OUTPUT:
             output = optarg;
             break;
         case IMG_OPT_BACKING_CHAIN:
             chain = true;
             break;
-        case IMG_OPT_IMAGE_OPTS:
-            image_opts = true;
-            break;
-        case IMG_OPT_OBJECT:
-            if (tool_object_add(optarg) < 0) {
+        default:
+            if (img_std_opt(&o, c, optarg) < 0) {
                 return 1;
             }
-            break;
         }
     }
-    if (optind != argc - 1) {
-        img_error_exit("Expecting one image file name");
-    }
+    img_one_filename(argc, argv);
     if (img_parse_output(output, &ofmt) < 0) {
         return 1;
     }
 
-    list = collect(argv[optind], fmt, image_opts, chain, force_share);
+    list = collect(argv[optind], o.fmt, o.image_opts, chain, o.force_share);
     if (!list) {
         return 1;
     }

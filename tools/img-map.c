@@ -130,8 +130,8 @@ int img_map(int argc, char **argv)
         {"max-length", required_argument, NULL, 'l'},
         {NULL, 0, NULL, 0},
     };
-    const char *fmt = NULL, *output = NULL, *filename;
-    bool image_opts = false, force_share = false;
+    struct img_std_opts o = {0};
+    const char *output = NULL, *filename;
     int64_t start_offset = 0, max_length = -1, length;
     struct map_entry curr = {0}, next;
     enum img_output ofmt;
@@ -140,12 +140,6 @@ int img_map(int argc, char **argv)
 
     while ((c = img_getopt(argc, argv, ":f:s:l:hU", longopts)) != -1) {
         switch (c) {
-        case 'f':
-            fmt = optarg;
-            break;
-        case 'U':
-            force_share = true;
-            break;
         case 's':
             if (tool_cvtnum("start offset", optarg, 0, INT64_MAX,
                             &start_offset) < 0) {
@@ -161,26 +155,19 @@ int img_map(int argc, char **argv)
         case IMG_OPT_OUTPUT:
             output = optarg;
             break;
-        case IMG_OPT_IMAGE_OPTS:
-            image_opts = true;
-            break;
-        case IMG_OPT_OBJECT:
-            if (tool_object_add(optarg) < 0) {
+        default:
+            if (img_std_opt(&o, c, optarg) < 0) {
                 return 1;
             }
-            break;
         }
     }
-    if (optind != argc - 1) {
-        img_error_exit("Expecting one image file name");
-    }
-    filename = argv[optind];
+    filename = img_one_filename(argc, argv);
     if (img_parse_output(output, &ofmt) < 0) {
         return 1;
     }
 
-    bs = img_open(filename, fmt, image_opts, NULL,
-                  force_share ? BLK_O_FORCE_SHARE : 0, false);
+    bs = img_open(filename, o.fmt, o.image_opts, NULL,
+                  o.force_share ? BLK_O_FORCE_SHARE : 0, false);
     if (!bs) {
         return 1;
     }
