@@ -18,59 +18,18 @@
 
 /* ---- entries of every width (refcount_order 0..6) ---- */
 
-static uint64_t rc_get(const struct qcow2_state *s, const void *blk,
-                       uint64_t i)
+/* A refcount block and an in-memory refcount table (qcow2-check-util.c)
+ * share one layout. */
+static inline uint64_t rc_get(const struct qcow2_state *s, const void *blk,
+                              uint64_t i)
 {
-    const uint8_t *p = blk;
-
-    switch (s->refcount_order) {
-    case 0:
-    case 1:
-    case 2: {
-        unsigned bits = 1u << s->refcount_order;
-        uint64_t bit = i * bits;
-        return (p[bit / 8] >> (bit % 8)) & ((1u << bits) - 1);
-    }
-    case 3:
-        return p[i];
-    case 4:
-        return (uint64_t)p[2 * i] << 8 | p[2 * i + 1];
-    case 5:
-        return qcow2_ld32(p + 4 * i);
-    default:
-        return qcow2_ld64(p + 8 * i);
-    }
+    return qcow2_imrt_get(s, blk, i);
 }
 
-static void rc_set(const struct qcow2_state *s, void *blk, uint64_t i,
-                   uint64_t v)
+static inline void rc_set(const struct qcow2_state *s, void *blk,
+                          uint64_t i, uint64_t v)
 {
-    uint8_t *p = blk;
-
-    switch (s->refcount_order) {
-    case 0:
-    case 1:
-    case 2: {
-        unsigned bits = 1u << s->refcount_order;
-        uint64_t bit = i * bits;
-        uint8_t mask = ((1u << bits) - 1) << (bit % 8);
-        p[bit / 8] = (p[bit / 8] & ~mask) | ((v << (bit % 8)) & mask);
-        break;
-    }
-    case 3:
-        p[i] = v;
-        break;
-    case 4:
-        p[2 * i] = v >> 8;
-        p[2 * i + 1] = v;
-        break;
-    case 5:
-        qcow2_st32(p + 4 * i, v);
-        break;
-    default:
-        qcow2_st64(p + 8 * i, v);
-        break;
-    }
+    qcow2_imrt_set(s, blk, i, v);
 }
 
 static void update_max_refcount_table_index(struct qcow2_state *s)
