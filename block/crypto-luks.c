@@ -19,6 +19,15 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
+
+/* OpenSSL's own exit handler would tear down its per-thread keys before
+ * the worker pool's threads end (library destructors run after atexit
+ * handlers), leaking each worker's error state: the workers release it
+ * themselves as they exit (threadpool.c), so OpenSSL registers none. */
+__attribute__((constructor)) static void crypto_init_no_atexit(void)
+{
+    OPENSSL_init_crypto(OPENSSL_INIT_NO_ATEXIT, NULL);
+}
 #endif
 
 #define LUKS_MAGIC "LUKS\xba\xbe"

@@ -18,6 +18,9 @@
 #include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
+#ifdef HAVE_OPENSSL
+#include <openssl/crypto.h>
+#endif
 #include <time.h>
 
 #include "loop.h"
@@ -144,6 +147,12 @@ static void *tp_worker(void *arg)
         tp.busy--;
     }
     tp_worker_exit();
+#ifdef HAVE_OPENSSL
+    /* encryption work leaves OpenSSL per-thread state (its error queue):
+     * release it now, as the process may end before the thread's key
+     * destructor would */
+    OPENSSL_thread_stop();
+#endif
     return NULL;
 }
 
