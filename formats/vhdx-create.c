@@ -98,11 +98,11 @@ static void build_metadata(uint8_t *m, const struct vhdx_params *p)
         const char *guid;
         uint32_t off, len, bits;
     } items[] = {
-        {"CAA16737-FA36-4D43-B3B6-33F0AA44E76B", 0x10000, 8, 4},
-        {"2FA54224-CD1B-4876-B211-5DBED83BF4B8", 0x10008, 8, 6},
-        {"BECA12AB-B2E6-4523-93EF-C309E000C746", 0x10010, 16, 6},
-        {"8141BF1D-A96F-4709-BA47-F233A8FAAB5F", 0x10020, 4, 6},
-        {"CDA348C7-445D-4471-9CC9-E9885251C556", 0x10024, 4, 6},
+        {GUID_FILE_PARAMS, 0x10000, 8, 4},
+        {GUID_VDISK_SIZE, 0x10008, 8, 6},
+        {GUID_PAGE83, 0x10010, 16, 6},
+        {GUID_LOGICAL_SECTOR, 0x10020, 4, 6},
+        {GUID_PHYSICAL_SECTOR, 0x10024, 4, 6},
     };
     struct vhdx_guid page83;
 
@@ -151,10 +151,10 @@ static void build_head(uint8_t *buf, const struct vhdx_params *p,
     uint8_t *r = buf + VHDX_REGION1_OFFSET;
     vhdx_st32(r, VHDX_REGION_SIG);
     vhdx_st32(r + 8, 2);
-    put_guid_text(r + 16, "2DC27766-F623-4200-9D64-115E9BFD4A08");
+    put_guid_text(r + 16, GUID_BAT);
     vhdx_st64(r + 32, bat_off);
     vhdx_st32(r + 40, (uint32_t)bat_len);
-    put_guid_text(r + 48, "8B7CA206-4790-4B9A-B8FE-575F050F886E");
+    put_guid_text(r + 48, GUID_METADATA);
     vhdx_st64(r + 64, meta_off);
     vhdx_st32(r + 72, VHDX_MiB);
     vhdx_st32(r + 4, crc32c(r, VHDX_REGION_SIZE));
