@@ -538,6 +538,8 @@ struct amend_params {
     const char *backing_file, *backing_fmt;
     bool lazy;
     uint64_t refcount_bits;
+    const char *data_file; /* NULL: not given */
+    int data_file_raw;     /* -1: not given */
 };
 
 /* The options in QEMU's order of checks, with its messages. */
@@ -545,19 +547,16 @@ static int parse_params(struct blk_node *bs, struct blk_opts *opts,
                         struct amend_params *a, struct strata_error **errp)
 {
     struct qcow2_state *s = bs->opaque;
-    const char *compat, *df;
+    const char *compat;
     bool raw;
     int ret;
 
     a->version = s->version;
     a->lazy = s->compatible_features & QCOW2_COMPAT_LAZY_REFCOUNTS;
     a->refcount_bits = 1ull << s->refcount_order;
-    for (int i = 0; i < opts->n; i++) {
-        if (strncmp(opts->v[i].key, "encrypt.", 8) == 0) {
-            opts->v[i].used = true;
-            return error_setg(errp, -EINVAL, "Can't amend encryption options "
-                              "- encryption not present");
-        }
+    ret = qcow2_crypto_amend(bs, opts, false, false, errp);
+    if (ret < 0) {
+        return ret;
     }
     ret = opts_get_size(opts, "size", 0, &a->size, errp);
     if (ret < 0) {
@@ -578,18 +577,19 @@ static int parse_params(struct blk_node *bs, struct blk_opts *opts,
                      opts_has(opts, "backing_fmt");
     a->backing_file = opts_get(opts, "backing_file");
     a->backing_fmt = opts_get(opts, "backing_fmt");
-    df = opts_get(opts, "data_file");
-    if (df) {
-        return error_setg(errp, -EINVAL, "data-file can only be set for "
-                          "images that use an external data file");
+    a->data_file = opts_get(opts, "data_file");
+    a->data_file_raw = -1;
+    if (opts_has(opts, "data_file_raw")) {
+        ret = opts_get_bool(opts, "data_file_raw", false, &raw, errp);
+        if (ret < 0) {
+            return ret;
+        }
+        a->data_file_raw = raw;
     }
-    ret = opts_get_bool(opts, "data_file_raw", false, &raw, errp);
+    ret = qcow2_datafile_amend(bs, a->data_file, a->data_file_raw, false,
+                               errp);
     if (ret < 0) {
         return ret;
-    }
-    if (raw) {
-        return error_setg(errp, -EINVAL, "data-file-raw cannot be set on "
-                          "existing images");
     }
     ret = opts_get_bool(opts, "lazy_refcounts", a->lazy, &a->lazy, errp);
     if (ret < 0) {
@@ -644,6 +644,11 @@ static int coroutine_fn amend_locked(struct blk_node *bs,
             return ret;
         }
     }
+    ret = qcow2_datafile_amend(bs, a->data_file, a->data_file_raw, true,
+                               errp);
+    if (ret < 0) {
+        return ret;
+    }
     ret = qcow2_update_header(bs);
     if (ret < 0) {
         return error_setg_errno(errp, ret, "Failed to update the image "
@@ -684,7 +689,6 @@ int coroutine_fn qcow2_amend(struct blk_node *bs, struct blk_opts *opts,
     struct amend_progress p = {.cb = progress, .opaque = opaque};
     int ret;
 
-    (void)force; /* only encryption amendments need it */
     ret = parse_params(bs, opts, &a, errp);
     if (ret < 0) {
         return ret;
@@ -697,6 +701,9 @@ int coroutine_fn qcow2_amend(struct blk_node *bs, struct blk_opts *opts,
                          s->corrupt_msg ? s->corrupt_msg : "?");
     } else {
         ret = amend_locked(bs, &a, &p, errp);
+    }
+    if (ret >= 0) {
+        ret = qcow2_crypto_amend(bs, opts, force, true, errp);
     }
     co_mutex_unlock(&s->lock);
     if (ret < 0) {

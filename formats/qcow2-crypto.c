@@ -378,3 +378,30 @@ out:
     crypto_free(b);
     return ret;
 }
+
+/* Placeholder until keyslot management lands: the checks QEMU makes
+ * before it touches anything. */
+int coroutine_fn qcow2_crypto_amend(struct blk_node *bs,
+                                    struct blk_opts *opts, bool force,
+                                    bool apply, struct strata_error **errp)
+{
+    struct qcow2_state *s = bs->opaque;
+    bool any = false;
+
+    (void)force;
+    for (int i = 0; i < opts->n; i++) {
+        if (strncmp(opts->v[i].key, "encrypt.", 8) == 0) {
+            opts->v[i].used = true;
+            any = true;
+        }
+    }
+    if (!any || apply) {
+        return 0;
+    }
+    if (!s->crypto) {
+        return error_setg(errp, -EINVAL, "Can't amend encryption options "
+                          "- encryption not present");
+    }
+    return error_setg(errp, -ENOTSUP, "Amending the encryption of a qcow2 "
+                      "image is not supported yet");
+}

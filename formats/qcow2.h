@@ -743,6 +743,20 @@ int qcow2_crypto_create_parse(struct blk_opts *opts, bool encryption,
 int coroutine_fn qcow2_crypto_create(struct blk_node *bs,
                                      const struct qcow2_crypto_create *c,
                                      struct strata_error **errp);
+/* ---- external data file (qcow2-datafile.c) ---- */
+/* amend's data_file / data_file_raw keys (NULL / -1 when not given):
+ * with apply false only checks them (in QEMU's order of messages), with
+ * apply true (lock held) changes the image. */
+int coroutine_fn qcow2_datafile_amend(struct blk_node *bs,
+                                      const char *data_file,
+                                      int data_file_raw, bool apply,
+                                      struct strata_error **errp);
+/* ---- encryption amendment (qcow2-crypto.c) ---- */
+/* amend's encrypt.* keys (marks them used): with apply false only checks
+ * them, with apply true (lock not held) changes the LUKS keyslots. */
+int coroutine_fn qcow2_crypto_amend(struct blk_node *bs,
+                                    struct blk_opts *opts, bool force,
+                                    bool apply, struct strata_error **errp);
 /* .reopen: refuses read-write for corrupt or dirty images (qcow2.c's
  * driver table should point at it) */
 int qcow2_reopen(struct blk_node *bs, bool read_write,
