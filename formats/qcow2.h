@@ -192,6 +192,11 @@ struct qcow2_state {
     unsigned l2e_size;             /* bytes per L2 entry */
     unsigned subcluster_bits;
     uint32_t subcluster_size;
+    /* external data file (incompatible bit 2): guest data clusters are
+     * read and written there, at the host offsets of the L2 entries;
+     * NULL when data lives in bs->file (see qcow2-datafile.c) */
+    struct blk_node *data_file;
+    bool data_file_raw;            /* autoclear bit 1: data at guest offsets */
     unsigned refcount_order;
     uint64_t refcount_max;
     unsigned refblock_bits;        /* log2 of entries per refcount block */
