@@ -2,8 +2,10 @@
  *
  * One I/O context per thread, created when the first node of that thread
  * attaches and shared by all its file nodes.  Requests are queued as they
- * are issued and submitted together once per loop iteration (a bh), so the
- * requests many coroutines issue in one go cost one io_submit.  At most
+ * are issued and submitted at once, except that the requests issued by
+ * coroutines woken by one batch of completions are submitted together
+ * (one io_submit).  The loop busy-polls the mapped completion ring before
+ * it sleeps (loop_add_poller).  At most
  * NATIVE_DEPTH are in the kernel; the rest wait in the queue until
  * completions make room.  Completions signal an eventfd the loop watches.
  *
@@ -43,6 +45,7 @@ struct native_ctx {
     unsigned in_flight;                         /* submitted to the kernel */
     struct native_req *pending, **pending_tail; /* not yet submitted */
     struct loop_bh submit_bh;
+    struct loop_poller poller;
     bool in_handler; /* completion callback running */
     bool dead;       /* detached: free when nothing refers to it */
 };
@@ -78,6 +81,7 @@ static void native_ctx_maybe_free(struct native_ctx *ctx)
         return;
     }
     loop_set_fd_handler(ctx->loop, ctx->efd, NULL, NULL, NULL);
+    loop_del_poller(ctx->loop, &ctx->poller);
     close(ctx->efd);
     sys_io_destroy(ctx->id);
     free(ctx);
@@ -87,7 +91,11 @@ static void native_complete(struct native_req *r, long long res)
 {
     r->res = res;
     r->done = true;
-    file_aio_wake(r->co);
+    /* a refused submission made by the request's own coroutine: it sees
+     * done before it would yield */
+    if (!in_coroutine() || r->co != coroutine_self()) {
+        file_aio_wake(r->co);
+    }
 }
 
 static struct native_req *pop_pending(struct native_ctx *ctx)
@@ -142,16 +150,12 @@ static void native_submit_bh(void *opaque)
     native_ctx_maybe_free(ctx);
 }
 
-/* The eventfd fired: reap every finished request and wake its coroutine. */
-static void native_completion_cb(void *opaque)
+/* Reap every finished request and wake its coroutine; what the woken
+ * coroutines issue is submitted together at the end. */
+static void native_reap(struct native_ctx *ctx)
 {
-    struct native_ctx *ctx = opaque;
     struct io_event ev[NATIVE_BATCH];
-    uint64_t count;
 
-    if (read(ctx->efd, &count, sizeof(count)) < 0) {
-        /* EAGAIN: a previous call already reaped everything */
-    }
     ctx->in_handler = true;
     for (;;) {
         struct timespec ts = {0, 0};
@@ -176,6 +180,44 @@ static void native_completion_cb(void *opaque)
         native_submit(ctx);
     }
     native_ctx_maybe_free(ctx);
+}
+
+/* The eventfd fired. */
+static void native_completion_cb(void *opaque)
+{
+    struct native_ctx *ctx = opaque;
+    uint64_t count;
+
+    if (read(ctx->efd, &count, sizeof(count)) < 0) {
+        /* EAGAIN: a previous call already reaped everything */
+    }
+    native_reap(ctx);
+}
+
+/* The head of the completion ring the kernel maps at the context's
+ * address (its layout is ABI: libaio and QEMU read it the same way). */
+struct native_ring {
+    unsigned id, nr, head, tail, magic;
+};
+#define NATIVE_RING_MAGIC 0xa10a10a1u
+
+/* The loop's busy-poll: finished requests show in the mapped ring
+ * without a system call. */
+static int native_poll(void *opaque)
+{
+    struct native_ctx *ctx = opaque;
+    const struct native_ring *ring = (const void *)(uintptr_t)ctx->id;
+
+    if (!ctx->in_flight) {
+        return -1;
+    }
+    if (ring->magic != NATIVE_RING_MAGIC ||
+        __atomic_load_n(&ring->head, __ATOMIC_ACQUIRE) ==
+            __atomic_load_n(&ring->tail, __ATOMIC_ACQUIRE)) {
+        return 0;
+    }
+    native_reap(ctx);
+    return 1;
 }
 
 static int native_attach(struct file_state *s, struct strata_error **errp)
@@ -208,6 +250,9 @@ static int native_attach(struct file_state *s, struct strata_error **errp)
         loop_bh_init(&ctx->submit_bh, native_submit_bh, ctx);
         loop_set_fd_handler(ctx->loop, ctx->efd, native_completion_cb, NULL,
                             ctx);
+        ctx->poller = (struct loop_poller){.poll = native_poll,
+                                           .opaque = ctx};
+        loop_add_poller(ctx->loop, &ctx->poller);
         thread_ctx = ctx;
     }
     ctx->refcnt++;
@@ -257,7 +302,13 @@ static ssize_t coroutine_fn native_rw(struct file_state *s, enum file_aio_op op,
 
     *ctx->pending_tail = &r;
     ctx->pending_tail = &r.next;
-    loop_defer_bh(ctx->loop, &ctx->submit_bh);
+    if (ctx->in_handler) {
+        /* batched: the handler submits when it is done */
+        loop_defer_bh(ctx->loop, &ctx->submit_bh);
+    } else {
+        /* at once: the device starts on it a loop iteration earlier */
+        native_submit(ctx);
+    }
     while (!r.done) {
         coroutine_yield();
     }

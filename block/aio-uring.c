@@ -2,8 +2,10 @@
  *
  * One ring per thread, created when the first node of that thread attaches
  * and shared by all its file nodes.  A request gets its SQE as soon as it is
- * issued; the SQEs prepared during one loop iteration are submitted
- * together by a bh (or at once when the submission ring fills up).  At most
+ * issued and is submitted at once, except that the requests issued by
+ * coroutines woken by one batch of completions are submitted together
+ * (or when the submission ring fills up).  The loop busy-polls the
+ * completion ring before it sleeps (loop_add_poller).  At most
  * URING_MAX_IN_FLIGHT requests are in the kernel, so the completion ring
  * cannot overflow; further requests wait in a queue.  The ring signals an
  * eventfd the loop watches. */
@@ -54,6 +56,7 @@ struct uring_ctx {
     unsigned queued;    /* SQEs prepared, not yet submitted */
     struct uring_req *pending, **pending_tail; /* waiting for room */
     struct loop_bh submit_bh;
+    struct loop_poller poller;
     bool in_handler;
     bool dead;
 };
@@ -67,6 +70,7 @@ static void uring_ctx_maybe_free(struct uring_ctx *ctx)
         return;
     }
     loop_set_fd_handler(ctx->loop, ctx->efd, NULL, NULL, NULL);
+    loop_del_poller(ctx->loop, &ctx->poller);
     io_uring_unregister_eventfd(&ctx->ring);
     io_uring_queue_exit(&ctx->ring);
     close(ctx->efd);
@@ -165,16 +169,12 @@ static void uring_submit_bh(void *opaque)
     uring_ctx_maybe_free(ctx);
 }
 
-/* The eventfd fired: reap every completion and wake its coroutine. */
-static void uring_completion_cb(void *opaque)
+/* Reap every completion and wake its coroutine; requests issued by the
+ * woken coroutines are submitted together at the end. */
+static void uring_reap(struct uring_ctx *ctx)
 {
-    struct uring_ctx *ctx = opaque;
     struct io_uring_cqe *cqe;
-    uint64_t count;
 
-    if (read(ctx->efd, &count, sizeof(count)) < 0) {
-        /* EAGAIN: a previous call already reaped everything */
-    }
     ctx->in_handler = true;
     while (io_uring_peek_cqe(&ctx->ring, &cqe) == 0) {
         struct uring_req *r = io_uring_cqe_get_data(cqe);
@@ -198,6 +198,34 @@ static void uring_completion_cb(void *opaque)
         uring_flush(ctx);
     }
     uring_ctx_maybe_free(ctx);
+}
+
+/* The eventfd fired. */
+static void uring_completion_cb(void *opaque)
+{
+    struct uring_ctx *ctx = opaque;
+    uint64_t count;
+
+    if (read(ctx->efd, &count, sizeof(count)) < 0) {
+        /* EAGAIN: a previous call already reaped everything */
+    }
+    uring_reap(ctx);
+}
+
+/* The loop's busy-poll: completions are visible in the shared ring
+ * without a system call. */
+static int uring_poll(void *opaque)
+{
+    struct uring_ctx *ctx = opaque;
+
+    if (!ctx->in_flight) {
+        return -1;
+    }
+    if (!io_uring_cq_ready(&ctx->ring)) {
+        return 0;
+    }
+    uring_reap(ctx);
+    return 1;
 }
 
 static int uring_attach(struct file_state *s, struct strata_error **errp)
@@ -235,6 +263,8 @@ static int uring_attach(struct file_state *s, struct strata_error **errp)
         loop_bh_init(&ctx->submit_bh, uring_submit_bh, ctx);
         loop_set_fd_handler(ctx->loop, ctx->efd, uring_completion_cb, NULL,
                             ctx);
+        ctx->poller = (struct loop_poller){.poll = uring_poll, .opaque = ctx};
+        loop_add_poller(ctx->loop, &ctx->poller);
         thread_ctx = ctx;
     }
     ctx->refcnt++;
@@ -269,7 +299,13 @@ static ssize_t coroutine_fn uring_do(struct file_state *s, struct uring_req *r)
         *ctx->pending_tail = r;
         ctx->pending_tail = &r->next;
     }
-    loop_defer_bh(ctx->loop, &ctx->submit_bh);
+    if (ctx->in_handler || ctx->pending) {
+        /* batched: the handler submits when it is done */
+        loop_defer_bh(ctx->loop, &ctx->submit_bh);
+    } else {
+        /* at once: the device starts on it a loop iteration earlier */
+        uring_flush(ctx);
+    }
     while (!r->done) {
         coroutine_yield();
     }

@@ -60,6 +60,10 @@ struct loop {
     pthread_mutex_t bh_lock;
     struct loop_bh *bh_head, *bh_tail; /* FIFO, under bh_lock */
 
+    struct loop_poller *pollers;
+    uint64_t poll_ns;      /* current busy-poll budget before blocking */
+    uint64_t poll_max_ns;
+
     int notify_me; /* atomic: the loop may block in epoll */
     int notified;  /* atomic: the eventfd has been written, not yet read */
     int kicked;    /* atomic: loop_notify() since the last poll */
@@ -118,6 +122,27 @@ static void loop_key_create(void)
     }
 }
 
+#define LOOP_POLL_MAX_NS 32768 /* QEMU's default poll-max-ns */
+#define LOOP_POLL_GROW_START_NS 4000
+
+/* STRATA_POLL_MAX_NS, or the default. */
+static uint64_t poll_max_from_env(void)
+{
+    const char *v = getenv("STRATA_POLL_MAX_NS");
+    char *end;
+    unsigned long long n;
+
+    if (!v || !*v) {
+        return LOOP_POLL_MAX_NS;
+    }
+    errno = 0;
+    n = strtoull(v, &end, 10);
+    if (errno || *end || n > 1000000000ull) {
+        return LOOP_POLL_MAX_NS;
+    }
+    return n;
+}
+
 /* epoll instance plus the eventfd that other threads wake us through. */
 static struct loop *loop_create(void)
 {
@@ -136,6 +161,7 @@ static struct loop *loop_create(void)
         loop_die("strata: loop: epoll_ctl");
     }
     pthread_mutex_init(&l->bh_lock, NULL);
+    l->poll_max_ns = poll_max_from_env();
     return l;
 }
 
@@ -443,6 +469,81 @@ static bool run_timers(struct loop *l)
 
 /* ---- polling ---- */
 
+void loop_add_poller(struct loop *l, struct loop_poller *p)
+{
+    p->next = l->pollers;
+    l->pollers = p;
+}
+
+void loop_del_poller(struct loop *l, struct loop_poller *p)
+{
+    for (struct loop_poller **pp = &l->pollers; *pp; pp = &(*pp)->next) {
+        if (*pp == p) {
+            *pp = p->next;
+            return;
+        }
+    }
+}
+
+/* One pass over the pollers: 1 if one ran callbacks, 0 if some still wait
+ * for completions, -1 if none has anything outstanding. */
+static int run_pollers(struct loop *l)
+{
+    int best = -1;
+
+    for (struct loop_poller *p = l->pollers; p;) {
+        struct loop_poller *next = p->next; /* p may remove itself */
+        int r = p->poll(p->opaque);
+        if (r > best) {
+            best = r;
+        }
+        p = next;
+    }
+    return best;
+}
+
+/* Spin on the pollers (and on calls deferred from other threads) for up to
+ * l->poll_ns before blocking: a completion seen here saves the wake-up of
+ * a sleeping thread, which costs most on virtual CPUs.  1: something
+ * arrived; 0: the budget ran out with work outstanding; -1: no poller has
+ * anything outstanding. */
+static int busy_poll(struct loop *l, uint64_t start)
+{
+    uint64_t now;
+
+    for (;;) {
+        int r = run_pollers(l);
+        if (r != 0) {
+            return r;
+        }
+        if (bh_pending(l) || __atomic_load_n(&l->kicked, __ATOMIC_SEQ_CST)) {
+            return 1;
+        }
+        now = clock_ns();
+        if (now - start >= l->poll_ns) {
+            return 0;
+        }
+    }
+}
+
+/* QEMU's adaptation: a wait that ended within the polling budget was
+ * the right size; a wait longer than the maximum turns polling off until
+ * waits get short again; a short wait grows the budget. */
+static void adapt_poll_ns(struct loop *l, uint64_t block_ns)
+{
+    if (block_ns <= l->poll_ns) {
+        return;
+    }
+    if (block_ns > l->poll_max_ns) {
+        l->poll_ns = 0;
+    } else if (l->poll_ns < l->poll_max_ns) {
+        l->poll_ns = l->poll_ns ? l->poll_ns * 2 : LOOP_POLL_GROW_START_NS;
+        if (l->poll_ns > l->poll_max_ns) {
+            l->poll_ns = l->poll_max_ns;
+        }
+    }
+}
+
 /* Whether epoll_pwait2 (nanosecond timeouts, Linux 5.11) is usable:
  * 0 unknown, 1 missing, 2 present.  Valgrind 3.19 does not know it and
  * warns on every first use, so it counts as missing there. */
@@ -514,13 +615,21 @@ static bool dispatch_fds(struct loop *l, struct epoll_event *ev, int n)
 bool loop_poll(struct loop *l, bool blocking)
 {
     struct epoll_event ev[LOOP_MAX_EVENTS];
-    bool progress;
+    bool progress, polled = false;
+    uint64_t poll_start = 0;
     int64_t timeout = 0;
     int n;
 
     l->depth++;
     progress = run_bhs(l);
 
+    if (blocking && !progress && l->pollers && l->poll_max_ns) {
+        int r;
+        poll_start = clock_ns();
+        r = busy_poll(l, poll_start);
+        progress = r > 0;
+        polled = r == 0;
+    }
     if (blocking && !progress) {
         __atomic_store_n(&l->notify_me, 1, __ATOMIC_SEQ_CST);
         if (bh_pending(l) || __atomic_load_n(&l->kicked, __ATOMIC_SEQ_CST)) {
@@ -538,6 +647,9 @@ bool loop_poll(struct loop *l, bool blocking)
     n = loop_wait(l, ev, timeout);
     if (blocking) {
         __atomic_store_n(&l->notify_me, 0, __ATOMIC_RELAXED);
+    }
+    if (polled) {
+        adapt_poll_ns(l, clock_ns() - poll_start);
     }
     __atomic_store_n(&l->kicked, 0, __ATOMIC_RELAXED);
     if (n < 0 && errno != EINTR) {

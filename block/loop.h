@@ -35,6 +35,21 @@ void loop_defer(struct loop *l, loop_cb_fn *cb, void *opaque);
 /* Wake the loop from another thread without scheduling anything. */
 void loop_notify(struct loop *l);
 
+/* Busy-polling before the loop blocks, as QEMU's adaptive polling: a
+ * poller looks at its completion source without a system call and runs
+ * the callbacks of what arrived.  It returns 1 when it ran some, 0 when it
+ * has work outstanding that has not completed yet, -1 when it has none
+ * (then polling for it is pointless).  The time spent polling adapts to
+ * how long the loop actually waits, up to STRATA_POLL_MAX_NS (default
+ * 32768 ns; 0 turns polling off). */
+struct loop_poller {
+    int (*poll)(void *opaque);
+    void *opaque;
+    struct loop_poller *next;
+};
+void loop_add_poller(struct loop *l, struct loop_poller *p);
+void loop_del_poller(struct loop *l, struct loop_poller *p);
+
 /* Timers on CLOCK_MONOTONIC. */
 struct loop_timer;
 struct loop_timer *loop_timer_new(struct loop *l, loop_cb_fn *cb,

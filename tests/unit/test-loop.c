@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -325,13 +326,129 @@ static void test_remote(void)
            "each thread has its own loop");
 }
 
+/* ---- busy-polling ---- */
+
+struct poll_ctx {
+    int calls;      /* poller invocations */
+    int ready_at;   /* the "completion" shows up on this call (0: never) */
+    bool outstanding;
+    bool completed; /* the poller ran the completion */
+    int fds[2];     /* "other events": another thread writes every 2 ms */
+    int fd_events;
+    int fd_limit;   /* stop after this many */
+    bool stop;
+};
+
+static int test_poller(void *opaque)
+{
+    struct poll_ctx *c = opaque;
+
+    if (!c->outstanding) {
+        return -1;
+    }
+    c->calls++;
+    if (c->ready_at && c->calls >= c->ready_at) {
+        c->outstanding = false;
+        c->completed = true;
+        return 1;
+    }
+    return 0;
+}
+
+static void poll_fd_cb(void *opaque)
+{
+    struct poll_ctx *c = opaque;
+    char b;
+
+    if (read(c->fds[0], &b, 1) == 1) {
+        c->fd_events++;
+    }
+}
+
+static void *poll_ticker(void *opaque)
+{
+    struct poll_ctx *c = opaque;
+
+    while (!__atomic_load_n(&c->stop, __ATOMIC_ACQUIRE)) {
+        usleep(2000);
+        if (write(c->fds[1], "x", 1) != 1) {
+            break;
+        }
+    }
+    return NULL;
+}
+
+/* Blocking loop_polls on a fresh loop (own thread, so that
+ * STRATA_POLL_MAX_NS is read anew) with a poller and a pipe that
+ * another thread writes to every 2 ms. */
+static void *poll_thread(void *opaque)
+{
+    struct poll_ctx *c = opaque;
+    struct loop *l = loop_current();
+    struct loop_poller p = {.poll = test_poller, .opaque = c};
+    pthread_t tid;
+
+    if (pipe(c->fds) < 0) {
+        return NULL;
+    }
+    loop_set_fd_handler(l, c->fds[0], poll_fd_cb, NULL, c);
+    loop_add_poller(l, &p);
+    pthread_create(&tid, NULL, poll_ticker, c);
+    while (!c->completed && c->fd_events < c->fd_limit) {
+        loop_poll(l, true);
+    }
+    __atomic_store_n(&c->stop, true, __ATOMIC_RELEASE);
+    pthread_join(tid, NULL);
+    loop_del_poller(l, &p);
+    loop_set_fd_handler(l, c->fds[0], NULL, NULL, NULL);
+    close(c->fds[0]);
+    close(c->fds[1]);
+    return NULL;
+}
+
+static void run_poll(struct poll_ctx *c, const char *max_ns)
+{
+    pthread_t tid;
+
+    setenv("STRATA_POLL_MAX_NS", max_ns, 1);
+    pthread_create(&tid, NULL, poll_thread, c);
+    pthread_join(tid, NULL);
+    unsetenv("STRATA_POLL_MAX_NS");
+}
+
+static void test_busy_poll(void)
+{
+    struct poll_ctx c = {.ready_at = 3, .outstanding = true,
+                         .fd_limit = 100};
+
+    /* the budget starts at zero (one look per loop_poll) and grows after
+     * waits shorter than the maximum: the completion that appears on the
+     * third look is then caught by spinning, not by an fd event */
+    run_poll(&c, "1000000000");
+    tap_ok(c.completed && c.calls == 3 && c.fd_events < c.fd_limit,
+           "a poller's completion is picked up by the busy-poll (calls %d, "
+           "fd events %d)", c.calls, c.fd_events);
+
+    c = (struct poll_ctx){.ready_at = 0, .outstanding = false,
+                          .fd_limit = 3};
+    run_poll(&c, "1000000000");
+    tap_ok(c.calls == 0 && c.fd_events == 3,
+           "a poller with nothing outstanding is not spun on");
+
+    c = (struct poll_ctx){.ready_at = 1, .outstanding = true, .fd_limit = 3};
+    run_poll(&c, "0");
+    tap_ok(!c.completed && c.calls == 0 && c.fd_events == 3,
+           "STRATA_POLL_MAX_NS=0 turns polling off");
+}
+
 int main(void)
 {
-    tap_plan(22);
+    tap_plan(25);
     test_fd();
     test_remove_in_callback();
     test_timers();
     test_bh();
     test_remote();
+    test_busy_poll();
     return tap_done();
 }
