@@ -62,6 +62,33 @@ int crypto_luks_create(struct crypto_block **out,
                        const char *password, uint8_t **hdr, size_t *hdr_len,
                        struct strata_error **errp);
 
+/* Writes `len` bytes at `offset` of the header area; returns 0 or -errno.
+ * Should make the data durable before it returns: keyslot changes rely on
+ * the order of their writes. */
+typedef int crypto_write_fn(void *opaque, uint64_t offset, const void *buf,
+                            size_t len);
+
+/* A keyslot change (QEMU's QCryptoBlockAmendOptionsLUKS).  Secrets are ids
+ * looked up with crypto_secret_lookup(); NULL: not given. */
+struct crypto_luks_amend {
+    bool active;                /* state=active adds, inactive erases */
+    const char *new_secret;     /* password of the slot to add */
+    const char *old_secret;     /* erase the slots this password opens */
+    bool has_keyslot;
+    int64_t keyslot;            /* the slot to add or erase */
+    bool has_iter_time;
+    int64_t iter_time;          /* PBKDF time for an added slot, ms */
+};
+
+/* Add or erase key slots of an opened LUKS header, with QEMU's checks and
+ * messages (`force` allows overwriting an active slot and erasing the last
+ * one).  An added slot's key material is written before the header; an
+ * erased slot's header goes first, then its material is overwritten with
+ * random data.  The block's own master key is what a new slot stores. */
+int crypto_luks_amend(struct crypto_block *b, const struct crypto_luks_amend *a,
+                      bool force, crypto_read_fn *rd, crypto_write_fn *wr,
+                      void *opaque, struct strata_error **errp);
+
 /* Legacy qcow AES: AES-128-CBC, key = the password's first 16 bytes padded
  * with zeroes, IV plain64. */
 int crypto_qcow_aes_open(struct crypto_block **out, const char *password,

@@ -379,29 +379,109 @@ out:
     return ret;
 }
 
-/* Placeholder until keyslot management lands: the checks QEMU makes
- * before it touches anything. */
+/* ---- amend: LUKS key slots ---- */
+
+/* The header area through blk_co_pwrite, each write flushed so that the
+ * key material is on disk before the header that points at it. */
+static int coroutine_fn write_luks_header(void *opaque, uint64_t offset,
+                                          const void *buf, size_t len)
+{
+    struct hdr_read *r = opaque;
+    int ret;
+
+    if (offset > r->length || len > r->length - offset) {
+        return -EINVAL;
+    }
+    ret = blk_co_pwrite(r->bs->file, r->offset + offset, len, buf, 0);
+    return ret < 0 ? ret : blk_co_flush(r->bs->file);
+}
+
+/* An integer as QEMU's keyval visitor reads it (qemu_strtoi64, base 0). */
+static int parse_int(struct blk_opts *opts, const char *key, bool *has,
+                     int64_t *out, struct strata_error **errp)
+{
+    const char *v = opts_get(opts, key);
+    char *end;
+
+    *has = v != NULL;
+    if (!v) {
+        return 0;
+    }
+    errno = 0;
+    *out = strtoll(v, &end, 0);
+    if (errno || end == v || *end) {
+        return error_setg(errp, -EINVAL, "Parameter '%s' expects integer",
+                          key + strlen("encrypt."));
+    }
+    return 0;
+}
+
+/* The encrypt.* options as QEMU's QCryptoBlockAmendOptionsLUKS, its
+ * messages in the order its visitor checks them. */
+static int parse_amend(struct blk_opts *opts, struct crypto_luks_amend *a,
+                       struct strata_error **errp)
+{
+    const char *state = opts_get(opts, "encrypt.state");
+    int ret;
+
+    memset(a, 0, sizeof(*a));
+    if (!state) {
+        return error_setg(errp, -EINVAL, "Parameter 'state' is missing");
+    }
+    if (strcmp(state, "active") != 0 && strcmp(state, "inactive") != 0) {
+        return error_setg(errp, -EINVAL, "Parameter 'state' does not accept "
+                          "value '%s'", state);
+    }
+    a->active = strcmp(state, "active") == 0;
+    a->new_secret = opts_get(opts, "encrypt.new-secret");
+    a->old_secret = opts_get(opts, "encrypt.old-secret");
+    ret = parse_int(opts, "encrypt.keyslot", &a->has_keyslot, &a->keyslot,
+                    errp);
+    if (ret < 0) {
+        return ret;
+    }
+    return parse_int(opts, "encrypt.iter-time", &a->has_iter_time,
+                     &a->iter_time, errp);
+}
+
+/* As QEMU's qcow2_amend_options: with apply false only whether the image
+ * has LUKS encryption to amend (its loop over the options), 1 when there
+ * are encrypt.* options (an update to count and apply), else 0; with
+ * apply true the keyslot change itself, the options parsed only then. */
 int coroutine_fn qcow2_crypto_amend(struct blk_node *bs,
                                     struct blk_opts *opts, bool force,
                                     bool apply, struct strata_error **errp)
 {
     struct qcow2_state *s = bs->opaque;
+    struct crypto_luks_amend a;
     bool any = false;
+    int ret;
 
-    (void)force;
     for (int i = 0; i < opts->n; i++) {
         if (strncmp(opts->v[i].key, "encrypt.", 8) == 0) {
             opts->v[i].used = true;
             any = true;
         }
     }
-    if (!any || apply) {
+    if (!any) {
         return 0;
     }
-    if (!s->crypto) {
-        return error_setg(errp, -EINVAL, "Can't amend encryption options "
-                          "- encryption not present");
+    if (!apply) {
+        if (!s->crypto) {
+            return error_setg(errp, -EINVAL, "Can't amend encryption options "
+                              "- encryption not present");
+        }
+        if (s->crypt_method != QCOW2_CRYPT_LUKS) {
+            return error_setg(errp, -ENOTSUP, "Only LUKS encryption options "
+                              "can be amended");
+        }
+        return 1;
     }
-    return error_setg(errp, -ENOTSUP, "Amending the encryption of a qcow2 "
-                      "image is not supported yet");
+    ret = parse_amend(opts, &a, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    struct hdr_read r = {bs, s->crypto_header_offset, s->crypto_header_length};
+    return crypto_luks_amend(s->crypto, &a, force, read_luks_header,
+                             write_luks_header, &r, errp);
 }
