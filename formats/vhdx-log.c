@@ -1,4 +1,6 @@
-/* VHDX log replay.  A writer that updates metadata through the log leaves
+/* The VHDX log: replay on open, and metadata updates through it.
+ *
+ * Replay.  A writer that updates metadata through the log leaves
  * the header's log GUID set until every logged change has reached its
  * place; an image opened with the GUID set may hold changes only in the
  * log, so before anything else is read they are written out again:
@@ -12,7 +14,20 @@
  *  - replay writes each data descriptor's 4 KiB sector (its first 8 and
  *    last 4 bytes live in the descriptor) and each zero descriptor's range,
  *    entry by entry, then grows the file to the head's last_file_offset,
- *    flushes, and clears the log GUID in both headers. */
+ *    flushes, and clears the log GUID in both headers.
+ *
+ * Writing.  Every BAT change goes through the log as in QEMU's
+ * vhdx_log_write_and_flush(): the first change after the log was empty
+ * sets a new log GUID in both headers; the change becomes an entry (one
+ * data descriptor and one data sector per 4 KiB sector), the entry is
+ * flushed, then the sectors are written in place.  QEMU then flushes and
+ * clears the GUID again after every single change (six more syncs each);
+ * here the GUID stays set until the image is flushed or closed, and an
+ * entry's in-place writes stay in the active sequence (the next entry's
+ * tail points at it) until a later flush has carried them, so a crash at
+ * any point leaves a log whose replay, by us or by QEMU, completes every
+ * change whose entry reached the disk.  Entries of one GUID run from
+ * where the log was when it was set to the log's end, never round it. */
 #include "config.h"
 
 #include <errno.h>
@@ -209,6 +224,9 @@ int coroutine_fn vhdx_log_replay(struct blk_node *bs,
     for (int i = 0; i < nchain && ret >= 0; i++) {
         ret = replay_entry(bs, log, size, &chain[i]);
     }
+    if (nchain > 0) {
+        s->log_seq = head.seq + 1;
+    }
     if (ret >= 0 && nchain > 0 && bs->file->size < head.last_file_offset) {
         ret = blk_co_truncate(bs->file, head.last_file_offset, false,
                               BLK_PREALLOC_OFF, NULL);
@@ -233,4 +251,156 @@ int coroutine_fn vhdx_log_replay(struct blk_node *bs,
                                 "headers after replaying the log");
     }
     return 0;
+}
+
+
+/* ---- writing ---- */
+
+/* The entry: header and descriptors, then one data sector per sector of
+ * buf, each sector's first 8 and last 4 bytes kept in its descriptor. */
+static uint8_t *build_entry(struct vhdx_state *s, uint64_t off,
+                            const uint8_t *buf, uint32_t nsect,
+                            uint64_t last_size, uint32_t *plen)
+{
+    uint32_t dsec = DIV_ROUND_UP(64 + 32 * nsect, VHDX_LOG_SECTOR);
+    uint32_t len = (dsec + nsect) * VHDX_LOG_SECTOR;
+    uint8_t *e = xzalloc(len);
+
+    vhdx_st32(e, VHDX_LOG_SIG);
+    vhdx_st32(e + 8, len);
+    vhdx_st32(e + 12, s->log_tail);
+    vhdx_st64(e + 16, s->log_seq);
+    vhdx_st32(e + 24, nsect);
+    memcpy(e + 32, s->header.log_guid.b, 16);
+    vhdx_st64(e + 48, s->flushed_size);
+    vhdx_st64(e + 56, last_size);
+    for (uint32_t i = 0; i < nsect; i++) {
+        const uint8_t *src = buf + (uint64_t)i * VHDX_LOG_SECTOR;
+        uint8_t *d = e + 64 + 32 * i;
+        uint8_t *ds = e + (uint64_t)(dsec + i) * VHDX_LOG_SECTOR;
+        vhdx_st32(d, VHDX_LOG_DESC_SIG);
+        memcpy(d + 4, src + 4092, 4);                 /* trailing bytes */
+        memcpy(d + 8, src, 8);                        /* leading bytes */
+        vhdx_st64(d + 16, off + (uint64_t)i * VHDX_LOG_SECTOR);
+        vhdx_st64(d + 24, s->log_seq);
+        vhdx_st32(ds, VHDX_LOG_DATA_SIG);
+        vhdx_st32(ds + 4, (uint32_t)(s->log_seq >> 32));
+        memcpy(ds + 8, src + 8, 4084);
+        vhdx_st32(ds + 4092, (uint32_t)s->log_seq);
+    }
+    vhdx_st32(e + 4, crc32c(e, len));
+    *plen = len;
+    return e;
+}
+
+/* A new log GUID in both headers: entries written from now on are the
+ * ones a replay looks for. */
+static int coroutine_fn log_activate(struct blk_node *bs)
+{
+    struct vhdx_state *s = bs->opaque;
+    int ret;
+
+    vhdx_guid_generate(&s->header.log_guid);
+    s->log_tail = s->log_write;
+    ret = vhdx_header_write(bs);
+    if (ret >= 0) {
+        ret = vhdx_header_write(bs);
+    }
+    if (ret >= 0) {
+        s->log_active = true;
+    }
+    return ret;
+}
+
+int coroutine_fn vhdx_log_write_and_flush(struct blk_node *bs, uint64_t off,
+                                          const void *buf, uint32_t nsect)
+{
+    struct vhdx_state *s = bs->opaque;
+    uint32_t size = s->header.log_length, pos, len;
+    uint64_t last_size = MAX(bs->file->size, s->file_end);
+    uint8_t *entry;
+    int ret;
+
+    /* a log region a hostile header moved onto other data is not
+     * written; an entry takes at most half the log, so it fits next to
+     * the one entry that may still be pending */
+    if (s->header.log_offset < VHDX_MiB || s->header.log_offset % VHDX_MiB ||
+        size == 0 || size % VHDX_MiB || size > MAX_LOG ||
+        s->header.log_offset + size > last_size ||
+        off % VHDX_LOG_SECTOR || nsect == 0 ||
+        64 + 32 * (uint64_t)nsect + (uint64_t)nsect * VHDX_LOG_SECTOR >
+        size / 2) {
+        return -EINVAL;
+    }
+    if (s->log_seq == 0) {
+        s->log_seq = 1; /* 0 is not a valid sequence number */
+    }
+    /* The entries of one log GUID never wrap round the log: once they
+     * reach its end, the next entry starts again at its beginning under a
+     * new GUID.  So no entry of the active GUID lies right after the head,
+     * where QEMU's replay (which ignores the tail, and does not check the
+     * sequence number of an entry that follows a lone first one) would
+     * take it for part of the sequence. */
+    len = (DIV_ROUND_UP(64 + 32 * nsect, VHDX_LOG_SECTOR) + nsect) *
+          VHDX_LOG_SECTOR;
+    if (s->log_active && s->log_write + len > size) {
+        ret = blk_co_flush(bs->file); /* nothing pending any more */
+        if (ret < 0) {
+            return ret;
+        }
+        s->flushed_size = last_size;
+        s->log_active = false;
+    }
+    if (!s->log_active) {
+        if (s->log_write + len > size) {
+            s->log_write = 0;
+        }
+        ret = log_activate(bs); /* the entry is its own tail */
+        if (ret < 0) {
+            return ret;
+        }
+    }
+    pos = s->log_write;
+    entry = build_entry(s, off, buf, nsect, last_size, &len);
+    ret = blk_co_pwrite(bs->file, s->header.log_offset + pos, len, entry, 0);
+    free(entry);
+    if (ret >= 0) {
+        /* the entry (and data not flushed before) ahead of the change */
+        ret = blk_co_flush(bs->file);
+    }
+    if (ret < 0) {
+        return ret;
+    }
+    s->log_seq++;
+    s->log_write = pos + len; /* the end of the log ends the GUID */
+    s->flushed_size = last_size;
+    /* older entries' in-place writes went out before that flush */
+    s->log_tail = pos;
+    return blk_co_pwrite(bs->file, off, (uint64_t)nsect * VHDX_LOG_SECTOR,
+                         buf, 0);
+}
+
+int coroutine_fn vhdx_log_clear(struct blk_node *bs)
+{
+    struct vhdx_state *s = bs->opaque;
+    int ret;
+
+    if (!s->log_active) {
+        return 0;
+    }
+    ret = blk_co_flush(bs->file); /* every in-place write is on disk */
+    if (ret < 0) {
+        return ret;
+    }
+    s->flushed_size = MAX(bs->file->size, s->file_end);
+    s->log_tail = s->log_write;
+    memset(s->header.log_guid.b, 0, 16);
+    ret = vhdx_header_write(bs);
+    if (ret >= 0) {
+        ret = vhdx_header_write(bs);
+    }
+    if (ret >= 0) {
+        s->log_active = false;
+    }
+    return ret;
 }

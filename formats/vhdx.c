@@ -4,10 +4,10 @@
  *
  * Writes allocate a whole payload block at the end of the file (the
  * file grows sparse, so the rest of a new block reads as zeroes), write
- * the data, flush, then point the BAT entry at it: a crash leaves at worst
- * an unreferenced block.  The BAT entry is written in place rather than
- * through the log (readers, Hyper-V and QEMU included, need no log for an
- * entry that is already on disk). */
+ * the data, then point the BAT entry at it through the log (vhdx-log.c):
+ * a crash leaves at worst an unreferenced block, or a log whose replay
+ * completes the BAT update.  Reads, writes and block status treat runs of
+ * blocks lying back to back in the file as one range. */
 #include "config.h"
 
 #include <errno.h>
@@ -486,7 +486,7 @@ static int coroutine_fn read_bat(struct blk_node *bs,
                                  struct strata_error **errp)
 {
     struct vhdx_state *s = bs->opaque;
-    uint64_t bytes = s->bat_entries * 8, fsize = bs->file->size;
+    uint64_t bytes = s->bat_entries * 8, fsize = bs->file->size, whole;
     uint8_t *raw;
     int ret;
 
@@ -496,14 +496,19 @@ static int coroutine_fn read_bat(struct blk_node *bs,
                           "fit its region or the file",
                           (unsigned long long)s->bat_entries);
     }
-    raw = xmalloc(bytes);
-    s->bat = xmalloc(bytes);
-    ret = blk_co_pread(bs->file, s->bat_offset, bytes, raw, 0);
+    /* whole 4 KiB sectors of entries: BAT updates log whole sectors, and
+     * the entries past the last one in use are kept as they are */
+    whole = MIN(ROUND_UP(bytes, (uint64_t)VHDX_LOG_SECTOR),
+                fsize - s->bat_offset);
+    raw = xzalloc(ROUND_UP(bytes, (uint64_t)VHDX_LOG_SECTOR));
+    s->bat = xmalloc(ROUND_UP(bytes, (uint64_t)VHDX_LOG_SECTOR));
+    ret = blk_co_pread(bs->file, s->bat_offset, whole, raw, 0);
     if (ret < 0) {
         free(raw);
         return error_setg_errno(errp, ret, "Could not read the VHDX BAT");
     }
-    for (uint64_t i = 0; i < s->bat_entries; i++) {
+    for (uint64_t i = 0; i < ROUND_UP(bytes, (uint64_t)VHDX_LOG_SECTOR) / 8;
+         i++) {
         s->bat[i] = vhdx_ld64(raw + 8 * i);
     }
     free(raw);
@@ -572,6 +577,7 @@ static int coroutine_fn vhdx_co_open(void *opaque)
     int ret;
 
     co_mutex_init(&s->lock);
+    co_queue_init(&s->allocated);
     ret = blk_co_pread(bs->file, 0, 8, sig, 0);
     if (ret < 0 || memcmp(sig, VHDX_FILE_SIG, 8) != 0) {
         return error_setg(a->errp, ret < 0 ? ret : -EINVAL,
@@ -606,6 +612,7 @@ static int coroutine_fn vhdx_co_open(void *opaque)
     if (ret == 0) {
         ret = check_linkage(bs, linkage, a->errp);
     }
+    s->flushed_size = s->file_end = bs->file->size;
     free(linkage);
     return ret;
 }
@@ -614,6 +621,7 @@ static void vhdx_close(struct blk_node *bs)
 {
     struct vhdx_state *s = bs->opaque;
     free(s->bat);
+    free(s->allocating);
 }
 
 static int vhdx_open(struct blk_node *bs, struct blk_opts *opts,
@@ -630,81 +638,105 @@ static int vhdx_open(struct blk_node *bs, struct blk_opts *opts,
 
 /* ---- I/O ---- */
 
-/* Where the sector bitmap bit of `offset` is: byte offset in the file of
- * the bitmap byte, or 0 when the chunk has no bitmap block. */
-static uint64_t bitmap_byte(struct vhdx_state *s, uint64_t offset,
-                            unsigned *bit)
+/* How a range of the disk is stored (map_range's answers). */
+enum {
+    MAP_ABSENT, /* not in this file: the parent's, or zero without one */
+    MAP_ZERO,   /* reads as zero whatever the parent holds */
+    MAP_DATA,   /* in this file, at *host */
+    MAP_PARTIAL /* a partially present block: ask the sector bitmap */
+};
+
+/* The map class of BAT entry e, or -EIO for an invalid state. */
+static int bat_class(const struct vhdx_state *s, uint64_t e)
 {
+    switch (VHDX_BAT_STATE(e)) {
+    case VHDX_BAT_FULLY_PRESENT:
+        return MAP_DATA;
+    case VHDX_BAT_ZERO:
+    case VHDX_BAT_UNMAPPED:
+        return MAP_ZERO;
+    case VHDX_BAT_NOT_PRESENT:
+    case VHDX_BAT_UNDEFINED:
+        return MAP_ABSENT;
+    case VHDX_BAT_PARTIALLY_PRESENT:
+        /* only differencing images have sector bitmaps */
+        return s->has_parent ? MAP_PARTIAL : -EIO;
+    default:
+        return -EIO;
+    }
+}
+
+/* One run of equal bits of the sector bitmap from `offset` (inside one
+ * partially present block, at most `bytes`): MAP_DATA or MAP_ABSENT.  The
+ * bitmap bytes of the whole range are read at once. */
+static int coroutine_fn bitmap_run(struct blk_node *bs, uint64_t offset,
+                                   uint64_t bytes, uint64_t *pnum)
+{
+    struct vhdx_state *s = bs->opaque;
     uint64_t block = offset >> s->block_bits;
     uint64_t chunk = block / s->chunk_ratio;
     uint64_t e = s->bat[chunk * (s->chunk_ratio + 1) + s->chunk_ratio];
-    uint64_t sector = (offset - chunk * s->chunk_ratio * s->block_size) /
-                      s->logical_sector;
+    uint64_t first = (offset - chunk * s->chunk_ratio * s->block_size) /
+                     s->logical_sector;
+    uint64_t count = DIV_ROUND_UP(bytes, s->logical_sector);
+    uint64_t from = first / 8, len = (first + count - 1) / 8 + 1 - from;
+    uint8_t *map;
+    uint64_t i;
+    int ret, v = 0;
 
     if (VHDX_BAT_STATE(e) != VHDX_BAT_FULLY_PRESENT) {
-        return 0;
+        return -EIO; /* partially present without a bitmap */
     }
-    *bit = sector % 8;
-    return VHDX_BAT_OFFSET(e) + sector / 8;
+    map = xmalloc(len);
+    ret = blk_co_pread(bs->file, VHDX_BAT_OFFSET(e) + from, len, map, 0);
+    if (ret < 0) {
+        free(map);
+        return ret;
+    }
+    for (i = 0; i < count; i++) {
+        uint64_t bit = first + i - from * 8;
+        int b = map[bit / 8] >> (bit % 8) & 1;
+        if (i == 0) {
+            v = b;
+        } else if (b != v) {
+            break;
+        }
+    }
+    free(map);
+    *pnum = MIN(i * s->logical_sector, bytes);
+    return v ? MAP_DATA : MAP_ABSENT;
 }
 
-/* How the first bytes of [offset, offset + bytes) (inside one block) are
- * stored: 1 = in this file at *host, 0 = reads as zero, -1 = from the
- * parent.  *pnum is the length of that run. */
+/* How the first bytes of [offset, offset + bytes) are stored: a MAP_*
+ * class (never MAP_PARTIAL) for the first *pnum bytes, which may cover
+ * many blocks: blocks of one class, and for MAP_DATA lying back to back
+ * in the file from *host, so one request reaches them all. */
 static int coroutine_fn map_range(struct blk_node *bs, uint64_t offset,
                                   uint64_t bytes, uint64_t *pnum,
                                   uint64_t *host)
 {
     struct vhdx_state *s = bs->opaque;
-    uint64_t e = s->bat[vhdx_bat_index(s, offset >> s->block_bits)];
+    uint64_t block = offset >> s->block_bits;
+    uint64_t e = s->bat[vhdx_bat_index(s, block)];
     uint64_t in = offset & (s->block_size - 1);
+    uint64_t len = s->block_size - in;
+    int cls = bat_class(s, e);
 
-    *pnum = bytes;
     *host = VHDX_BAT_OFFSET(e) + in;
-    switch (VHDX_BAT_STATE(e)) {
-    case VHDX_BAT_FULLY_PRESENT:
-        return 1;
-    case VHDX_BAT_ZERO:
-    case VHDX_BAT_UNMAPPED:
-        return 0;
-    case VHDX_BAT_NOT_PRESENT:
-    case VHDX_BAT_UNDEFINED:
-        return s->has_parent ? -1 : 0;
-    case VHDX_BAT_PARTIALLY_PRESENT:
-        break;
-    default:
-        return -EIO;
+    if (cls == MAP_PARTIAL) {
+        return bitmap_run(bs, offset, MIN(bytes, len), pnum);
     }
-    if (!s->has_parent) {
-        return -EIO;
-    }
-    /* one run of equal bits of the sector bitmap */
-    uint8_t byte = 0;
-    uint64_t cached = 0, len = 0;
-    int first = -2;
-    while (len < bytes) {
-        unsigned bit;
-        uint64_t at = bitmap_byte(s, offset + len, &bit);
-        if (!at) {
-            return -EIO; /* partially present without a bitmap */
-        }
-        if (at != cached) {
-            int ret = blk_co_pread(bs->file, at, 1, &byte, 0);
-            if (ret < 0) {
-                return ret;
-            }
-            cached = at;
-        }
-        int v = (byte >> bit) & 1 ? 1 : -1;
-        if (first == -2) {
-            first = v;
-        } else if (v != first) {
+    while (cls >= 0 && len < bytes) {
+        uint64_t e2 = s->bat[vhdx_bat_index(s, ++block)];
+        if (bat_class(s, e2) != cls ||
+            (cls == MAP_DATA &&
+             VHDX_BAT_OFFSET(e2) != VHDX_BAT_OFFSET(e) + (len + in))) {
             break;
         }
-        len += s->logical_sector;
+        len += s->block_size;
     }
     *pnum = MIN(len, bytes);
-    return first;
+    return cls;
 }
 
 static int coroutine_fn vhdx_co_preadv(struct blk_node *bs, uint64_t offset,
@@ -719,16 +751,15 @@ static int coroutine_fn vhdx_co_preadv(struct blk_node *bs, uint64_t offset,
     blk_iov_init(&part, qiov->niov);
     while (done < bytes && ret >= 0) {
         uint64_t off = offset + done, n, host;
-        n = MIN(bytes - done, s->block_size - (off & (s->block_size - 1)));
-        ret = map_range(bs, off, n, &n, &host);
-        if (ret < 0 && ret != -1) {
+        ret = map_range(bs, off, bytes - done, &n, &host);
+        if (ret < 0) {
             break;
         }
         blk_iov_reset(&part);
         blk_iov_concat(&part, qiov, done, n);
-        if (ret == 1) {
+        if (ret == MAP_DATA) {
             ret = blk_co_preadv(bs->file, host, n, &part, 0);
-        } else if (ret == -1) {
+        } else if (ret == MAP_ABSENT && s->has_parent) {
             ret = blk_co_read_backing(bs, off, n, &part);
         } else {
             blk_iov_memset(&part, 0, 0, n);
@@ -739,15 +770,27 @@ static int coroutine_fn vhdx_co_preadv(struct blk_node *bs, uint64_t offset,
     return ret < 0 ? ret : 0;
 }
 
+/* Set BAT entry idx, on disk through the log (the whole 4 KiB sector of
+ * the BAT holding it); the in-memory entry changes only on success. */
 static int coroutine_fn write_bat_entry(struct blk_node *bs, uint64_t idx,
                                         uint64_t e)
 {
     struct vhdx_state *s = bs->opaque;
-    uint8_t buf[8];
+    const uint64_t per = VHDX_LOG_SECTOR / 8;
+    uint64_t first = idx / per * per, old = s->bat[idx];
+    uint8_t *buf = blk_alloc_buf(bs->file, VHDX_LOG_SECTOR);
+    int ret;
 
-    vhdx_st64(buf, e);
     s->bat[idx] = e;
-    return blk_co_pwrite(bs->file, s->bat_offset + idx * 8, 8, buf, 0);
+    for (uint64_t i = 0; i < per; i++) {
+        vhdx_st64(buf + 8 * i, s->bat[first + i]);
+    }
+    ret = vhdx_log_write_and_flush(bs, s->bat_offset + first * 8, buf, 1);
+    if (ret < 0) {
+        s->bat[idx] = old;
+    }
+    free(buf);
+    return ret;
 }
 
 /* The first write of an open changes the write GUIDs (both headers). */
@@ -771,59 +814,142 @@ static int coroutine_fn first_write(struct blk_node *bs)
     return ret;
 }
 
-/* Give block `block` its own space and write [in, in + n) of it from
- * qiov: everything else of the block keeps the content it had (zeroes,
- * or the parent's and this file's sectors of a differencing image). */
+/* Is another request writing the data of new block `block`? */
+static bool block_allocating(const struct vhdx_state *s, uint64_t block)
+{
+    for (size_t i = 0; i < s->nallocating; i++) {
+        if (s->allocating[i] == block) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Space at the end of the file for one more block. */
+static int coroutine_fn reserve_block(struct blk_node *bs, uint64_t *host)
+{
+    struct vhdx_state *s = bs->opaque;
+    int ret;
+
+    *host = ROUND_UP(MAX(bs->file->size, s->file_end), (uint64_t)VHDX_MiB);
+    ret = blk_co_truncate(bs->file, *host + s->block_size, false,
+                          BLK_PREALLOC_OFF, NULL);
+    if (ret >= 0) {
+        s->file_end = *host + s->block_size;
+    }
+    return ret;
+}
+
+/* A differencing image's block that the parent provides (or that is
+ * partially present) becomes fully present: its whole content as it reads
+ * now, with [in, in + n) from qiov over it.  Under s->lock. */
+static int coroutine_fn copy_block(struct blk_node *bs, uint64_t block,
+                                   uint64_t in, uint64_t n,
+                                   struct blk_iov *qiov, uint64_t qoff)
+{
+    struct vhdx_state *s = bs->opaque;
+    uint64_t idx = vhdx_bat_index(s, block), e = s->bat[idx], host;
+    struct blk_iov whole;
+    uint8_t *buf;
+    int ret = 0;
+
+    if (VHDX_BAT_STATE(e) == VHDX_BAT_PARTIALLY_PRESENT) {
+        host = VHDX_BAT_OFFSET(e);
+    } else {
+        ret = reserve_block(bs, &host);
+    }
+    if (ret < 0) {
+        return ret;
+    }
+    buf = blk_alloc_buf(bs->file, s->block_size);
+    blk_iov_init_buf(&whole, buf, s->block_size);
+    ret = vhdx_co_preadv(bs, block << s->block_bits, s->block_size, &whole,
+                         0);
+    if (ret >= 0) {
+        blk_iov_to_buf(qiov, qoff, buf + in, n);
+        ret = blk_co_pwrite(bs->file, host, s->block_size, buf, 0);
+    }
+    free(buf);
+    if (ret >= 0) {
+        /* the parent's sectors must be on disk before the entry: a crash
+         * must not turn them into zeroes */
+        ret = blk_co_flush(bs->file);
+    }
+    if (ret >= 0) {
+        ret = write_bat_entry(bs, idx, host | VHDX_BAT_FULLY_PRESENT);
+    }
+    return ret;
+}
+
+/* Write [in, in + n) of block `block`, which is not fully present, giving
+ * it its own space.  Space that read as zeroes before is reserved under
+ * the lock but written outside it, so requests allocating other blocks
+ * overlap; those for the same block wait.  Returns 1 when the block turned
+ * out to be present already (the caller writes it as such). */
 static int coroutine_fn allocate_block(struct blk_node *bs, uint64_t block,
                                        uint64_t in, uint64_t n,
                                        struct blk_iov *qiov, uint64_t qoff)
 {
     struct vhdx_state *s = bs->opaque;
-    uint64_t idx = vhdx_bat_index(s, block);
-    uint64_t e = s->bat[idx], host;
-    unsigned st = VHDX_BAT_STATE(e);
-    uint8_t *buf = NULL;
+    uint64_t idx = vhdx_bat_index(s, block), host;
+    struct blk_iov part;
+    unsigned st;
     int ret;
 
-    if (st == VHDX_BAT_PARTIALLY_PRESENT) {
-        host = VHDX_BAT_OFFSET(e);
-    } else {
-        host = ROUND_UP(bs->file->size, (uint64_t)VHDX_MiB);
-        ret = blk_co_truncate(bs->file, host + s->block_size, false,
-                              BLK_PREALLOC_OFF, NULL);
-        if (ret < 0) {
-            return ret;
-        }
+    co_mutex_lock(&s->lock);
+    while (block_allocating(s, block)) {
+        co_mutex_unlock(&s->lock);
+        co_queue_wait(&s->allocated);
+        co_mutex_lock(&s->lock);
+    }
+    st = VHDX_BAT_STATE(s->bat[idx]);
+    if (st == VHDX_BAT_FULLY_PRESENT) {
+        co_mutex_unlock(&s->lock);
+        return 1; /* another request allocated it meanwhile */
+    }
+    if (st > VHDX_BAT_UNMAPPED && st != VHDX_BAT_PARTIALLY_PRESENT) {
+        co_mutex_unlock(&s->lock);
+        return -EIO;
     }
     if (s->has_parent && (st == VHDX_BAT_PARTIALLY_PRESENT ||
                           st == VHDX_BAT_NOT_PRESENT ||
                           st == VHDX_BAT_UNDEFINED)) {
-        /* the whole block as it reads now, with the new data over it */
-        struct blk_iov whole;
-        buf = blk_alloc_buf(bs->file, s->block_size);
-        blk_iov_init_buf(&whole, buf, s->block_size);
-        ret = vhdx_co_preadv(bs, block << s->block_bits, s->block_size,
-                             &whole, 0);
-        if (ret < 0) {
-            free(buf);
-            return ret;
-        }
-        blk_iov_to_buf(qiov, qoff, buf + in, n);
-        ret = blk_co_pwrite(bs->file, host, s->block_size, buf, 0);
-        free(buf);
-    } else {
-        struct blk_iov part;
-        blk_iov_init(&part, qiov->niov);
-        blk_iov_concat(&part, qiov, qoff, n);
-        ret = blk_co_pwritev(bs->file, host + in, n, &part, 0);
-        blk_iov_destroy(&part);
+        ret = copy_block(bs, block, in, n, qiov, qoff);
+        co_mutex_unlock(&s->lock);
+        return ret;
     }
-    if (ret >= 0) {
-        ret = blk_co_flush(bs->file); /* data before the entry naming it */
+    ret = reserve_block(bs, &host);
+    if (ret < 0) {
+        co_mutex_unlock(&s->lock);
+        return ret;
     }
+    if (s->nallocating == s->allocating_cap) {
+        s->allocating_cap = s->allocating_cap * 2 + 4;
+        s->allocating = xrealloc(s->allocating,
+                                 sizeof(*s->allocating) * s->allocating_cap);
+    }
+    s->allocating[s->nallocating++] = block;
+    co_mutex_unlock(&s->lock);
+
+    /* new space reads as zeroes: its data may reach the disk with the log
+     * entry (one flush for both) */
+    blk_iov_init(&part, qiov->niov);
+    blk_iov_concat(&part, qiov, qoff, n);
+    ret = blk_co_pwritev(bs->file, host + in, n, &part, 0);
+    blk_iov_destroy(&part);
+
+    co_mutex_lock(&s->lock);
     if (ret >= 0) {
         ret = write_bat_entry(bs, idx, host | VHDX_BAT_FULLY_PRESENT);
     }
+    for (size_t i = 0; i < s->nallocating; i++) {
+        if (s->allocating[i] == block) {
+            s->allocating[i] = s->allocating[--s->nallocating];
+            break;
+        }
+    }
+    co_queue_wake_all(&s->allocated);
+    co_mutex_unlock(&s->lock);
     return ret;
 }
 
@@ -850,26 +976,19 @@ static int coroutine_fn vhdx_co_pwritev(struct blk_node *bs, uint64_t offset,
         uint64_t e = s->bat[vhdx_bat_index(s, block)];
 
         if (VHDX_BAT_STATE(e) == VHDX_BAT_FULLY_PRESENT) {
+            /* every present block back to back in the file: one write */
             struct blk_iov part;
+            uint64_t host;
+            map_range(bs, off, bytes - done, &n, &host);
             blk_iov_init(&part, qiov->niov);
             blk_iov_concat(&part, qiov, done, n);
-            ret = blk_co_pwritev(bs->file, VHDX_BAT_OFFSET(e) + in, n, &part,
-                                 flags);
+            ret = blk_co_pwritev(bs->file, host, n, &part, flags);
             blk_iov_destroy(&part);
         } else {
-            co_mutex_lock(&s->lock);
-            e = s->bat[vhdx_bat_index(s, block)];
-            if (VHDX_BAT_STATE(e) == VHDX_BAT_FULLY_PRESENT) {
-                co_mutex_unlock(&s->lock);
-                continue; /* another request allocated it meanwhile */
+            ret = allocate_block(bs, block, in, n, qiov, done);
+            if (ret == 1) {
+                continue; /* present now: write it as such */
             }
-            if (VHDX_BAT_STATE(e) > VHDX_BAT_UNMAPPED &&
-                VHDX_BAT_STATE(e) != VHDX_BAT_PARTIALLY_PRESENT) {
-                ret = -EIO;
-            } else {
-                ret = allocate_block(bs, block, in, n, qiov, done);
-            }
-            co_mutex_unlock(&s->lock);
         }
         if (ret < 0) {
             return ret;
@@ -879,29 +998,39 @@ static int coroutine_fn vhdx_co_pwritev(struct blk_node *bs, uint64_t offset,
     return 0;
 }
 
+/* A flush ends the log's active sequence: every in-place write is on
+ * disk, so the log GUID goes back to zero and a reader needs no replay. */
+static int coroutine_fn vhdx_co_flush(struct blk_node *bs)
+{
+    struct vhdx_state *s = bs->opaque;
+    int ret;
+
+    co_mutex_lock(&s->lock);
+    ret = vhdx_log_clear(bs);
+    co_mutex_unlock(&s->lock);
+    return ret;
+}
+
 static int coroutine_fn vhdx_co_block_status(struct blk_node *bs,
                                              uint64_t offset, uint64_t bytes,
                                              uint64_t *pnum, uint64_t *map,
                                              struct blk_node **file)
 {
-    struct vhdx_state *s = bs->opaque;
-    uint64_t n = MIN(bytes, s->block_size - (offset & (s->block_size - 1)));
     uint64_t host;
-    int ret = map_range(bs, offset, n, pnum, &host);
-    uint64_t e = s->bat[vhdx_bat_index(s, offset >> s->block_bits)];
+    int ret = map_range(bs, offset, bytes, pnum, &host);
 
-    if (ret == 1) {
+    switch (ret) {
+    case MAP_DATA:
         *map = host;
         *file = bs->file;
-        return BLK_STATUS_DATA | BLK_STATUS_OFFSET_VALID;
+        return BLK_STATUS_RECURSE | BLK_STATUS_OFFSET_VALID;
+    case MAP_ZERO:
+        return BLK_STATUS_ZERO;
+    case MAP_ABSENT:
+        return 0; /* the parent's, or zero when there is none */
+    default:
+        return ret;
     }
-    if (ret == 0) {
-        /* ZERO/UNMAPPED decide the content; absent blocks leave it open */
-        unsigned st = VHDX_BAT_STATE(e);
-        return st == VHDX_BAT_ZERO || st == VHDX_BAT_UNMAPPED
-                   ? BLK_STATUS_ZERO : 0;
-    }
-    return ret == -1 ? 0 : ret;
 }
 
 static bool vhdx_has_zero_init(struct blk_node *bs)
@@ -986,6 +1115,7 @@ const struct blk_driver blk_drv_vhdx = {
     .create_opts = vhdx_create_opts,
     .preadv = vhdx_co_preadv,
     .pwritev = vhdx_co_pwritev,
+    .flush = vhdx_co_flush,
     .block_status = vhdx_co_block_status,
     .has_zero_init = vhdx_has_zero_init,
     .get_info = vhdx_get_info,

@@ -92,7 +92,24 @@ struct vhdx_state {
     uint64_t *bat;           /* host order */
 
     bool first_write_done;   /* headers updated for this open */
-    struct co_mutex lock;    /* allocation and BAT/header updates */
+    struct co_mutex lock;    /* allocation and BAT/header/log updates */
+    /* Blocks whose space is reserved and whose data is being written
+     * outside the lock; their BAT entries change when it is done. */
+    uint64_t *allocating;
+    size_t nallocating, allocating_cap;
+    struct co_queue allocated; /* woken when one of them is done */
+
+    /* Writing the log (vhdx-log.c); offsets are inside the log region. */
+    bool log_active;         /* the header's log GUID is set by this open */
+    uint64_t log_seq;        /* sequence number of the next entry */
+    uint32_t log_write;      /* where the next entry goes (the log's
+                              * length: at its start, under a new GUID) */
+    uint32_t log_tail;       /* the oldest entry whose in-place writes may
+                              * not have reached the disk yet */
+    uint64_t flushed_size;   /* file size known to be on disk */
+    uint64_t file_end;       /* end of the file as the allocations grew it
+                              * (kept here: a filter below may not track
+                              * the size of its child) */
 };
 
 /* Little-endian loads and stores. */
@@ -160,6 +177,21 @@ static inline uint64_t vhdx_bat_index(const struct vhdx_state *s,
  * opens only), then clear the GUID. */
 int coroutine_fn vhdx_log_replay(struct blk_node *bs,
                                  struct strata_error **errp);
+
+/* Change `nsect` 4 KiB sectors of metadata at file offset `off` (4 KiB
+ * aligned) to `buf` through the log, as the spec asks: a log entry
+ * holding them (the log GUID set in the headers first), a flush, then
+ * the write in place.  The in-place write is not flushed here: the entry
+ * stays in the active sequence (the next entry's tail) until a later
+ * flush has carried it.  Data the change refers to must be on disk
+ * already, unless its space read as zeroes before: then it reaches the
+ * disk with the entry, and a crash before that reads zeroes there, as
+ * before the write.  Caller holds s->lock. */
+int coroutine_fn vhdx_log_write_and_flush(struct blk_node *bs, uint64_t off,
+                                          const void *buf, uint32_t nsect);
+/* Flush the file, then mark the log empty (clear the log GUID in both
+ * headers) if this open made it active.  Caller holds s->lock. */
+int coroutine_fn vhdx_log_clear(struct blk_node *bs);
 
 /* vhdx-create.c */
 int vhdx_create(const char *filename, struct blk_opts *opts,

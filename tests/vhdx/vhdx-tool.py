@@ -12,6 +12,12 @@
                                      the GUID of the entry in its log and
                                      zero the BAT entries the log rewrites
   vhdx-tool.py header IMG FIELD VAL  patch a header field (both headers)
+  vhdx-tool.py state IMG BLOCK       print the log's state and BAT entry
+                                     BLOCK's state: "log=active|empty
+                                     live=N head=SEQ wrapped=yes|no
+                                     written=M block=STATE" (live: valid
+                                     entries with the header's log GUID,
+                                     written: valid entries of any GUID)
   vhdx-tool.py compact OUT DATA      write a small valid image for fuzz
                                      seeds (log, BAT and metadata at
                                      1, 2, 3 MiB, 1 MiB blocks; DATA=1: the
@@ -187,6 +193,58 @@ def cmd_compact(out, data):
         d[4 * MiB:4 * MiB + 4096] = b'\x5a' * 4096
     open(out, 'wb').write(d)
 
+def valid_entry(d, log_off, log_len, pos):
+    """The sequence number of a well-formed entry at pos, else None."""
+    at = log_off + pos
+    if d[at:at + 4] != b'loge':
+        return None
+    ck, ln, tail, seq, nd = struct.unpack_from('<IIIQI', d, at + 4)
+    if ln == 0 or ln % 4096 or ln > log_len or seq == 0:
+        return None
+    first = min(ln, log_len - pos)
+    e = bytearray(d[at:at + first] + d[log_off:log_off + ln - first])
+    struct.pack_into('<I', e, 4, 0)
+    if crc32c(bytes(e)) != ck:
+        return None
+    dsec = (64 + 32 * nd + 4095) // 4096
+    k = dsec
+    for i in range(nd):
+        sig, = struct.unpack_from('<4s', e, 64 + 32 * i)
+        dseq, = struct.unpack_from('<Q', e, 64 + 32 * i + 24)
+        if sig not in (b'desc', b'zero') or dseq != seq:
+            return None
+        if sig == b'desc':
+            s = k * 4096
+            hi, lo = struct.unpack_from('<I', e, s + 4)[0], \
+                struct.unpack_from('<I', e, s + 4092)[0]
+            if e[s:s + 4] != b'data' or (hi << 32 | lo) != seq:
+                return None
+            k += 1
+    return seq if k * 4096 == ln else None
+
+def cmd_state(img, block):
+    d = open(img, 'rb').read()
+    cur, hs = headers(d)
+    log_len, log_off = struct.unpack_from('<IQ', d, cur + 68)
+    guid = d[cur + 48:cur + 64]
+    live, written, head = 0, 0, 0
+    for pos in range(0, log_len, 4096):
+        seq = valid_entry(d, log_off, log_len, pos)
+        if seq is None:
+            continue
+        written += 1
+        if guid != bytes(16) and d[log_off + pos + 32:log_off + pos + 48] == guid:
+            live += 1
+            head = max(head, seq)
+    (bat_off, _), (meta_off, _) = regions(d)
+    bsize = struct.unpack_from('<I', d, meta_off + 0x10000)[0]
+    ratio = (1 << 23) * 512 // bsize
+    b = int(block)
+    e = struct.unpack_from('<Q', d, bat_off + 8 * (b + b // ratio))[0]
+    print('log=%s live=%d head=%d wrapped=%s written=%d block=%d' % (
+        'empty' if guid == bytes(16) else 'active', live, head,
+        'yes' if head * 8192 > log_len else 'no', written, e & 7))
+
 if __name__ == '__main__':
     {'diff': cmd_diff, 'dirty': cmd_dirty, 'header': cmd_header,
-     'compact': cmd_compact}[sys.argv[1]](*sys.argv[2:])
+     'compact': cmd_compact, 'state': cmd_state}[sys.argv[1]](*sys.argv[2:])
