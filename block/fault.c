@@ -168,7 +168,13 @@ static int coroutine_fn fault_co_truncate(struct blk_node *bs, uint64_t size,
                                           enum blk_prealloc prealloc,
                                           struct strata_error **errp)
 {
-    return blk_co_truncate(bs->file, size, exact, prealloc, errp);
+    int ret = blk_co_truncate(bs->file, size, exact, prealloc, errp);
+
+    /* a filter has its child's size: the format above reads it */
+    if (ret >= 0) {
+        bs->size = bs->file->size;
+    }
+    return ret;
 }
 
 const struct blk_driver blk_drv_fault = {

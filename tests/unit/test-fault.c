@@ -118,6 +118,12 @@ static void test_reads_and_flush(void)
            "block status passes through (0x%x)", ret);
     tap_is(blk_truncate(bs, 2 << 20, true, BLK_PREALLOC_OFF, NULL), 0,
            "truncate passes through");
+    tap_is((int64_t)bs->size, (int64_t)(2 << 20),
+           "the filter's size follows the truncate");
+    tap_is(blk_truncate(bs, 1 << 20, true, BLK_PREALLOC_OFF, NULL), 0,
+           "truncate shrinks");
+    tap_is((int64_t)bs->size, (int64_t)(1 << 20),
+           "the filter's size follows the shrink");
     blk_close(bs);
 }
 
