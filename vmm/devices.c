@@ -26,6 +26,7 @@ struct vm_uart {
     int rx_head, rx_len;
     bool thr_irq;          /* THR-empty interrupt pending */
     bool in_paused;
+    int irq_level;         /* last level set on UART_IRQ, -1: none yet */
     struct loop_bh resume;
 };
 
@@ -51,8 +52,13 @@ static void uart_update_irq(struct vm_uart *u)
     bool rx = (u->ier & 1) && u->rx_len;
     bool tx = (u->ier & 2) && u->thr_irq;
 
-    /* OUT2 (MCR bit 3) gates the interrupt line on a PC */
-    vm_set_irq(u->vm, UART_IRQ, (rx || tx) && (u->mcr & 8) ? 1 : 0);
+    /* OUT2 (MCR bit 3) gates the interrupt line on a PC; only changes
+     * cost an ioctl (one per byte written otherwise) */
+    int level = (rx || tx) && (u->mcr & 8) ? 1 : 0;
+    if (level != u->irq_level) {
+        u->irq_level = level;
+        vm_set_irq(u->vm, UART_IRQ, level);
+    }
 }
 
 static void uart_stdin_read(void *opaque);
@@ -443,6 +449,7 @@ int vm_devices_init(struct vm *vm)
     u = &l->uart;
     u->vm = vm;
     u->out_fd = u->in_fd = -1;
+    u->irq_level = -1;
     vm->uart = u;
     if (vm->cfg->serial == VM_SERIAL_STDIO) {
         u->out_fd = 1;

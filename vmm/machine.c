@@ -106,22 +106,6 @@ void vm_request_exit(struct vm *vm, int code)
     }
 }
 
-void vm_set_irq(struct vm *vm, int gsi, int level)
-{
-    struct kvm_irq_level irq = {.irq = gsi, .level = level};
-    ioctl(vm->vm_fd, KVM_IRQ_LINE, &irq);
-}
-
-void vm_signal_msi(struct vm *vm, uint64_t addr, uint32_t data)
-{
-    struct kvm_msi msi = {
-        .address_lo = (uint32_t)addr,
-        .address_hi = (uint32_t)(addr >> 32),
-        .data = data,
-    };
-    ioctl(vm->vm_fd, KVM_SIGNAL_MSI, &msi);
-}
-
 /* Handle one KVM exit; false when the vCPU must stop. */
 static bool cpu_handle_exit(struct vm_cpu *cpu)
 {
@@ -264,45 +248,6 @@ static int cpu_set_lapic(struct vm_cpu *cpu)
     return ioctl(cpu->fd, KVM_SET_LAPIC, &la) < 0 ? -errno : 0;
 }
 
-/* Guest RAM: below 3 GiB, the rest at 4 GiB (the PCI hole between). */
-static int vm_setup_ram(struct vm *vm)
-{
-    struct kvm_userspace_memory_region mr;
-
-    vm->ram = mmap(NULL, vm->ram_size, PROT_READ | PROT_WRITE,
-                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (vm->ram == MAP_FAILED) {
-        vm->ram = NULL;
-        vm_error("cannot allocate %llu bytes of guest RAM: %s",
-                 (unsigned long long)vm->ram_size, strerror(errno));
-        return -ENOMEM;
-    }
-    madvise(vm->ram, vm->ram_size, MADV_MERGEABLE);
-    vm->low_ram = vm->ram_size < VM_LOW_RAM_END ? vm->ram_size
-                                                : VM_LOW_RAM_END;
-    vm->high_ram = vm->ram_size - vm->low_ram;
-    mr = (struct kvm_userspace_memory_region){
-        .slot = 0, .guest_phys_addr = 0, .memory_size = vm->low_ram,
-        .userspace_addr = (uintptr_t)vm->ram,
-    };
-    if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &mr) < 0) {
-        vm_error("KVM_SET_USER_MEMORY_REGION: %s", strerror(errno));
-        return -errno;
-    }
-    if (vm->high_ram) {
-        mr = (struct kvm_userspace_memory_region){
-            .slot = 1, .guest_phys_addr = VM_HIGH_RAM_BASE,
-            .memory_size = vm->high_ram,
-            .userspace_addr = (uintptr_t)(vm->ram + vm->low_ram),
-        };
-        if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &mr) < 0) {
-            vm_error("KVM_SET_USER_MEMORY_REGION: %s", strerror(errno));
-            return -errno;
-        }
-    }
-    return 0;
-}
-
 int vm_e820(struct vm *vm, struct vm_e820 *out, int max, bool for_fw)
 {
     int n = 0;
@@ -368,6 +313,7 @@ int vm_create(struct vm *vm, const struct vm_config *cfg,
                  strerror(errno));
         return -errno;
     }
+    vm_irq_init(vm);
     ret = vm_setup_ram(vm);
     if (ret < 0) {
         return ret;

@@ -26,6 +26,9 @@ static void usage(FILE *f)
 "\n"
 "  -m SIZE             guest RAM (default 128M; a bare number is MiB)\n"
 "  -smp N              number of vCPUs (default 1)\n"
+"  -mem-path PATH      guest RAM from a file in directory PATH (or the file\n"
+"                      PATH): huge pages when PATH is on hugetlbfs\n"
+"  -mem-prealloc       allocate all guest RAM before the guest starts\n"
 "  -kernel FILE        boot this kernel directly (bzImage or PVH ELF)\n"
 "  -initrd FILE        initial ramdisk for -kernel\n"
 "  -append CMDLINE     kernel command line\n"
@@ -34,6 +37,7 @@ static void usage(FILE *f)
 "  -drive OPTS         a virtio-blk disk: file=PATH[,format=FMT][,if=virtio]\n"
 "                      [,cache=MODE][,aio=threads|native|io_uring]\n"
 "                      [,readonly=on][,snapshot=on][,serial=ID]\n"
+"                      [,num-queues=N] (virtio-blk queues, 1 to 8)\n"
 "  -hda FILE           shorthand for -drive file=FILE\n"
 "  -snapshot           write to temporary overlays, discarded at exit\n"
 "  -serial DEV         stdio (default), file:PATH or none\n"
@@ -84,6 +88,14 @@ static int parse_drive(struct vm_config *cfg, const char *arg)
             d->aio = strdup(v);
         } else if (!strcmp(k, "serial")) {
             d->serial = strdup(v);
+        } else if (!strcmp(k, "num-queues")) {
+            uint64_t n;
+            if (parse_uint(v, &n) < 0 || n < 1 || n > VM_MAX_QUEUES) {
+                vm_error("-drive: num-queues needs 1 to %d, not '%s'",
+                         VM_MAX_QUEUES, v);
+                goto out;
+            }
+            d->num_queues = n;
         } else if (!strcmp(k, "if")) {
             if (strcmp(v, "virtio")) {
                 vm_error("-drive: only if=virtio is supported");
@@ -240,6 +252,10 @@ static int parse_args(int argc, char **argv, struct vm_config *cfg)
             cfg->no_reboot = true;
             continue;
         }
+        if (!strcmp(a, "-mem-prealloc")) {
+            cfg->mem_prealloc = true;
+            continue;
+        }
         if (!strcmp(a, "-nographic") || !strcmp(a, "-nodefaults") ||
             !strcmp(a, "-enable-kvm")) {
             continue; /* what strata-vm does anyway */
@@ -263,6 +279,8 @@ static int parse_args(int argc, char **argv, struct vm_config *cfg)
                 return -1;
             }
             cfg->ncpus = n;
+        } else if (!strcmp(a, "-mem-path")) {
+            cfg->mem_path = v;
         } else if (!strcmp(a, "-kernel")) {
             cfg->kernel = v;
         } else if (!strcmp(a, "-initrd")) {

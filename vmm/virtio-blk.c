@@ -16,6 +16,7 @@
 #define VIRTIO_BLK_F_RO (1ull << 5)
 #define VIRTIO_BLK_F_BLK_SIZE (1ull << 6)
 #define VIRTIO_BLK_F_FLUSH (1ull << 9)
+#define VIRTIO_BLK_F_MQ (1ull << 12)
 #define VIRTIO_BLK_F_DISCARD (1ull << 13)
 #define VIRTIO_BLK_F_WRITE_ZEROES (1ull << 14)
 #define VIRTIO_RING_F_INDIRECT_DESC (1ull << 28)
@@ -274,12 +275,16 @@ int virtio_blk_create(struct vm *vm, struct blk_node *bs,
     } else {
         snprintf(b->serial, sizeof(b->serial), "strata%d", index);
     }
+    int nq = drv->num_queues > 1 ? drv->num_queues : 1;
+    if (nq > 1) {
+        f |= VIRTIO_BLK_F_MQ;
+    }
     if (b->readonly) {
         f |= VIRTIO_BLK_F_RO;
     } else {
         f |= VIRTIO_BLK_F_DISCARD | VIRTIO_BLK_F_WRITE_ZEROES;
     }
-    b->dev = virtio_pci_create(vm, 2, 0x01800000, 1, f, CONFIG_LEN,
+    b->dev = virtio_pci_create(vm, 2, 0x01800000, nq, f, CONFIG_LEN,
                                &vblk_ops, b);
     if (!b->dev) {
         free(b);
@@ -303,5 +308,7 @@ int virtio_blk_create(struct vm *vm, struct blk_node *bs,
     v = 1;
     memcpy(c + 44, &v, 4);     /* discard_sector_alignment */
     c[56] = 1;                 /* write_zeroes_may_unmap */
+    uint16_t q16 = nq;
+    memcpy(c + 34, &q16, 2);   /* num_queues */
     return 0;
 }

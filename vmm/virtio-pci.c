@@ -42,7 +42,22 @@ static bool msix_enabled(struct virtio_dev *d)
     return d->pci->cfg[d->msix_cap + 3] & 0x80;
 }
 
-/* Deliver vector `vec` (MSI-X) or raise INTx with ISR bit `isr_bit`. */
+static bool intx_enabled(struct virtio_dev *d)
+{
+    return !msix_enabled(d) && !(d->pci->cfg[5] & 0x04);
+}
+
+/* The message of vector v as the guest programmed it. */
+static void msix_fire(struct virtio_dev *d, int v)
+{
+    vm_msi_fire(d->vm, &d->msi[v],
+                (uint64_t)d->msix[v][1] << 32 | d->msix[v][0],
+                d->msix[v][2]);
+}
+
+/* Deliver vector `vec` (MSI-X) or raise INTx with ISR bit `isr_bit`.
+ * A masked vector only sets its pending bit (MSI-X: the message is sent
+ * when it is unmasked). */
 static void virtio_interrupt(struct virtio_dev *d, uint16_t vec,
                              uint8_t isr_bit)
 {
@@ -56,13 +71,12 @@ static void virtio_interrupt(struct virtio_dev *d, uint16_t vec,
             d->msix_pending |= 1ull << vec;
             return;
         }
-        vm_signal_msi(d->vm, (uint64_t)d->msix[vec][1] << 32 | d->msix[vec][0],
-                      d->msix[vec][2]);
+        msix_fire(d, vec);
         return;
     }
     d->isr |= isr_bit;
-    if (!(d->pci->cfg[5] & 0x04)) { /* INTx not disabled */
-        vm_set_irq(d->vm, d->pci->cfg[0x3c], 1);
+    if (intx_enabled(d)) {
+        vm_intx_set(d->vm, &d->intx, 1);
     }
 }
 
@@ -75,11 +89,29 @@ static void msix_flush_pending(struct virtio_dev *d)
     for (int v = 0; v <= d->nqueues; v++) {
         if ((d->msix_pending >> v & 1) && !(d->msix[v][3] & 1)) {
             d->msix_pending &= ~(1ull << v);
-            vm_signal_msi(d->vm,
-                          (uint64_t)d->msix[v][1] << 32 | d->msix[v][0],
-                          d->msix[v][2]);
+            msix_fire(d, v);
         }
     }
+}
+
+/* Main loop: the guest acknowledged INTx; raise it again while the ISR
+ * still holds something (level-triggered). */
+static void intx_resample(void *opaque)
+{
+    struct virtio_dev *d = opaque;
+
+    if (d->isr && intx_enabled(d)) {
+        vm_intx_set(d->vm, &d->intx, 1);
+    }
+}
+
+static void intx_raise_bh(void *opaque)
+{
+    struct virtio_dev *d = opaque;
+
+    pthread_mutex_lock(&d->vm->lock);
+    intx_resample(d);
+    pthread_mutex_unlock(&d->vm->lock);
 }
 
 /* (Re)register each enabled queue's ioeventfd at its current address. */
@@ -130,7 +162,7 @@ static void virtio_reset(struct virtio_dev *d)
         vq->last_avail = vq->used_idx = 0;
     }
     virtio_update_ioeventfds(d);
-    vm_set_irq(d->vm, d->pci->cfg[0x3c], 0);
+    vm_intx_lower_now(d->vm, &d->intx);
     if (d->ops->reset) {
         d->ops->reset(d);
     }
@@ -261,7 +293,7 @@ static void bar_read(void *opaque, uint64_t off, uint8_t *data,
     } else if (off == OFF_ISR) {
         data[0] = d->isr;
         d->isr = 0;
-        vm_set_irq(d->vm, d->pci->cfg[0x3c], 0);
+        vm_intx_set(d->vm, &d->intx, 0);
     } else if (off >= OFF_DEVICE && off - OFF_DEVICE + size <= d->config_len) {
         memcpy(data, d->config + (off - OFF_DEVICE), size);
     } else if (off >= OFF_MSIX && off + size <= OFF_MSIX + 16 *
@@ -287,6 +319,14 @@ static void bar_write(void *opaque, uint64_t off, const uint8_t *data,
     } else if (off >= OFF_MSIX && off + size <= OFF_MSIX + 16 *
                (uint64_t)(d->nqueues + 1)) {
         memcpy((uint8_t *)d->msix + (off - OFF_MSIX), data, size);
+        /* the route of an unmasked vector follows its message at once;
+         * a masked one's when it is unmasked or fires */
+        int v = (off - OFF_MSIX) / 16;
+        if (!(d->msix[v][3] & 1)) {
+            vm_msi_update(d->vm, &d->msi[v],
+                          (uint64_t)d->msix[v][1] << 32 | d->msix[v][0],
+                          d->msix[v][2]);
+        }
         msix_flush_pending(d);
     }
 }
@@ -297,6 +337,16 @@ static void pci_cfg_written(struct pci_dev *p, unsigned off, unsigned size)
 
     if (off <= d->msix_cap + 3 && off + size > d->msix_cap + 2) {
         msix_flush_pending(d);
+    }
+    /* INTx follows the command register's disable bit and MSI-X enable */
+    if ((off <= 5 && off + size > 5) ||
+        (off <= d->msix_cap + 3 && off + size > d->msix_cap + 3)) {
+        if (!intx_enabled(d)) {
+            vm_intx_lower_now(d->vm, &d->intx);
+        } else if (d->isr) {
+            /* raised from the main loop: the irqfd is set up there */
+            loop_defer_bh(d->vm->loop, &d->intx_bh);
+        }
     }
 }
 
@@ -470,6 +520,12 @@ struct virtio_dev *virtio_pci_create(struct vm *vm, uint32_t type,
     d->pci->opaque = d;
     d->pci->cfg[0x3d] = 1; /* INTA */
     d->pci->cfg[0x3c] = irq_for_slot[d->pci->slot % 4];
+    /* the wiring, whatever the guest writes to the interrupt line */
+    vm_intx_init(&d->intx, d->pci->cfg[0x3c], intx_resample, d);
+    loop_bh_init(&d->intx_bh, intx_raise_bh, d);
+    for (int v = 0; v <= nqueues; v++) {
+        vm_msi_init(&d->msi[v]);
+    }
     d->pci->bars_changed = pci_bars_changed;
     d->pci->cfg_write = pci_cfg_written;
 
@@ -542,6 +598,10 @@ void virtio_free_all(struct vm *vm)
                 close(vq->efd);
             }
         }
+        for (int v = 0; v <= d->nqueues; v++) {
+            vm_msi_free(vm, &d->msi[v]);
+        }
+        vm_intx_free(vm, &d->intx);
         if (d->ops->free) {
             d->ops->free(d);
         }

@@ -5,7 +5,8 @@
  * registers at 0x3000 (4 bytes per queue) and the MSI-X table and PBA at
  * 0x4000/0x5000.  Queue notifications are ioeventfds read by the main
  * thread's event loop, so a device's queue work (and the disk I/O it
- * starts) runs there, never in the vCPU's exit path. */
+ * starts) runs there, never in the vCPU's exit path; completions
+ * interrupt the guest through irqfds (irq.c) written from that loop. */
 #ifndef VMM_VIRTIO_H
 #define VMM_VIRTIO_H
 
@@ -16,7 +17,7 @@
 #include "loop.h"
 #include "vm.h"
 
-#define VIRTIO_MAX_QUEUES 4
+#define VIRTIO_MAX_QUEUES VM_MAX_QUEUES
 #define VIRTIO_QUEUE_MAX 256
 #define VIRTIO_F_VERSION_1 (1ull << 32)
 
@@ -70,6 +71,9 @@ struct virtio_dev {
     unsigned msix_cap;   /* offset of the MSI-X capability */
     uint32_t msix[VIRTIO_MAX_QUEUES + 1][4];
     uint64_t msix_pending;
+    struct vm_msi msi[VIRTIO_MAX_QUEUES + 1]; /* irqfd of each vector */
+    struct vm_intx intx;
+    struct loop_bh intx_bh; /* raise INTx from the main loop */
     unsigned generation; /* bumped at reset: stale completions are dropped */
     int inflight;        /* requests not yet completed */
 };

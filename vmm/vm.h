@@ -2,7 +2,8 @@
  *
  * Threads: one per vCPU (KVM_RUN and the port/MMIO exits it takes) and the
  * main thread, which runs the engine's event loop: ioeventfds (virtio queue
- * notifications), disk I/O coroutines and the serial input.  Device state
+ * notifications), disk I/O coroutines, the serial input, and interrupts to
+ * the guest as irqfd writes (irq.c).  Device state
  * touched from both sides is guarded by vm->lock (one lock: exits that
  * reach a device are rare, the data path does not exit). */
 #ifndef VMM_VM_H
@@ -15,6 +16,7 @@
 
 #define VM_MAX_CPUS 64
 #define VM_MAX_DRIVES 8
+#define VM_MAX_QUEUES 8 /* virtqueues of one virtio-blk (num-queues=) */
 
 /* Exit codes of strata-vm (documented in strata-vm(1)). */
 enum {
@@ -34,6 +36,9 @@ enum {
 #define VM_DEBUG_EXIT_PORT 0xf4
 #define VM_ACPI_PM_BASE 0x600 /* PM1a_EVT 0x600, PM1a_CNT 0x604, TMR 0x608 */
 #define VM_ACPI_SLP_TYP_S5 5
+#define VM_IOAPIC_PINS 24
+#define VM_MSI_GSI_BASE VM_IOAPIC_PINS /* GSIs of MSI routes from here */
+#define VM_MAX_MSI 128
 
 struct vm_drive {
     char *file;
@@ -41,6 +46,7 @@ struct vm_drive {
     char *cache;    /* NULL: writeback */
     char *aio;      /* NULL: the file driver's default */
     char *serial;   /* VIRTIO_BLK_T_GET_ID answer; NULL: "strata<N>" */
+    int num_queues; /* virtqueues (VIRTIO_BLK_F_MQ when > 1); 0: one */
     bool readonly;
     bool snapshot;
 };
@@ -61,6 +67,8 @@ struct vm_config {
     const char *name;
     const char *pidfile;
     bool debugcon;   /* SeaBIOS debug port 0x402 to stderr */
+    const char *mem_path; /* -mem-path: RAM from a file (hugetlbfs) */
+    bool mem_prealloc;    /* -mem-prealloc: populate RAM before boot */
 };
 
 /* A range on the port or MMIO bus.  Handlers run with vm->lock held. */
@@ -91,6 +99,35 @@ struct pci_dev;
 struct blk_node;
 struct loop;
 
+/* An MSI route in the kernel's table (GSI VM_MSI_GSI_BASE + index). */
+struct vm_msi_route {
+    uint64_t addr;
+    uint32_t data;
+    bool used;
+};
+
+/* One MSI source (an MSI-X vector): an eventfd bound to its own GSI route,
+ * made on first use; efd -1: not yet, or KVM_SIGNAL_MSI is used. */
+struct vm_msi {
+    int gsi, efd;
+    uint64_t addr;  /* the message the route carries */
+    uint32_t data;
+    bool failed;    /* no irqfd for this one: signal by ioctl */
+    bool stale;     /* KVM refused the route of this message: ioctl */
+};
+
+/* One level-triggered INTx line: an irqfd with a resample fd (KVM lowers
+ * the line at the guest's EOI and signals rfd; resample() then asks the
+ * device whether to raise it again), or KVM_IRQ_LINE. */
+struct vm_intx {
+    struct vm *vm;
+    int gsi, efd, rfd;
+    enum { VM_INTX_UNSET, VM_INTX_IRQFD, VM_INTX_LINE } mode;
+    bool asserted;  /* irqfd mode: raised and not yet acknowledged */
+    void (*resample)(void *opaque); /* main thread, vm->lock held */
+    void *opaque;
+};
+
 struct vm {
     const struct vm_config *cfg;
     int kvm_fd, vm_fd;
@@ -116,6 +153,9 @@ struct vm {
     /* how vCPU 0 starts (boot.c) */
     enum { VM_BOOT_FIRMWARE, VM_BOOT_PVH, VM_BOOT_LINUX64 } boot;
     uint64_t boot_entry, boot_arg; /* entry point; ebx/rsi */
+    bool irqfd;            /* KVM_IRQFD and GSI routing usable */
+    bool irqfd_resample;   /* ... and KVM_IRQFD_FLAG_RESAMPLE */
+    struct vm_msi_route msi_routes[VM_MAX_MSI];
 };
 
 /* machine.c */
@@ -128,10 +168,33 @@ void vm_request_exit(struct vm *vm, int code);
 /* Guest RAM at [gpa, gpa+len), or NULL when not entirely RAM. */
 void *vm_gpa(struct vm *vm, uint64_t gpa, uint64_t len);
 int vm_bus_add(struct vm_bus *bus, struct vm_region *r);
-void vm_set_irq(struct vm *vm, int gsi, int level);
-void vm_signal_msi(struct vm *vm, uint64_t addr, uint32_t data);
 /* "strata-vm: <msg>" on stderr. */
 void vm_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* irq.c: callers hold vm->lock (except vm_irq_init). */
+int vm_irq_init(struct vm *vm);
+/* A level change of an ISA/PCI line by KVM_IRQ_LINE. */
+void vm_set_irq(struct vm *vm, int gsi, int level);
+void vm_signal_msi(struct vm *vm, uint64_t addr, uint32_t data);
+void vm_msi_init(struct vm_msi *m);
+/* The guest (re)programmed the message: the route follows it. */
+void vm_msi_update(struct vm *vm, struct vm_msi *m, uint64_t addr,
+                   uint32_t data);
+/* Send the message (the caller checked masking). */
+void vm_msi_fire(struct vm *vm, struct vm_msi *m, uint64_t addr,
+                 uint32_t data);
+void vm_msi_free(struct vm *vm, struct vm_msi *m);
+void vm_intx_init(struct vm_intx *x, int gsi, void (*resample)(void *),
+                  void *opaque);
+/* Raise (level 1) or release the line; an irqfd line stays up until the
+ * guest's EOI. */
+void vm_intx_set(struct vm *vm, struct vm_intx *x, int level);
+/* Lower the line at once (device reset, INTx disabled). */
+void vm_intx_lower_now(struct vm *vm, struct vm_intx *x);
+void vm_intx_free(struct vm *vm, struct vm_intx *x);
+
+/* ram.c: guest RAM (anonymous or -mem-path) and its memory slots */
+int vm_setup_ram(struct vm *vm);
 
 /* devices.c: UART, i8042, CMOS, debug exit, ACPI PM, fw debug port */
 int vm_devices_init(struct vm *vm);

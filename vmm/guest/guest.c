@@ -17,6 +17,20 @@
  *   rng                    read entropy from the first virtio-rng device
  *   discard=LBA:COUNT      VIRTIO_BLK_T_DISCARD of the range
  *   zero=LBA:COUNT         VIRTIO_BLK_T_WRITE_ZEROES (may unmap)
+ *   irq=msix|intx          take completions by interrupt (MSI-X vector
+ *                          or the level-triggered INTx line through the
+ *                          IOAPIC) instead of polling; every request
+ *                          must then raise one
+ *   msixmask               (irq=msix) a masked vector must not fire and
+ *                          sets its pending bit; unmasking delivers it,
+ *                          to the message reprogrammed while masked;
+ *                          the same with the function mask
+ *   intxlevel              (irq=intx) an interrupt whose ISR was not
+ *                          read comes back after the EOI (level); with
+ *                          INTx disabled (PCI command bit 10) a
+ *                          completion stays silent until it is enabled
+ *   blkq=N                 use virtio-blk queue N (accepting
+ *                          VIRTIO_BLK_F_MQ) instead of queue 0
  *   end=exit|poweroff|reset  how to leave when every check passed */
 #include "guest.h"
 
@@ -25,30 +39,16 @@
 #define SEQ_CHUNK (256u << 10)
 #define SEQ_DEPTH 4
 
-extern uint32_t ap_count, ap_ids[16];
-extern char ap_tramp[], ap_tramp_end[];
 static int failures;
 static uint64_t initrd_addr, initrd_size; /* from the boot loader */
 
-static void fail(const char *what)
+void fail(const char *what)
 {
     printf_("FAIL: %s\n", what);
     failures++;
 }
 
 /* ---- PCI and virtio ---- */
-
-static uint32_t pci_read(int slot, int off)
-{
-    outl(0xcf8, 0x80000000u | (slot << 11) | (off & 0xfc));
-    return inl(0xcfc);
-}
-
-static void pci_write(int slot, int off, uint32_t v)
-{
-    outl(0xcf8, 0x80000000u | (slot << 11) | (off & 0xfc));
-    outl(0xcfc, v);
-}
 
 struct vq_desc { uint64_t addr; uint32_t len; uint16_t flags, next; };
 
@@ -74,7 +74,12 @@ struct vdev {
     struct vq_mem *q;
     bool ro;
     uint64_t capacity;
+    volatile uint32_t *msix_table, *msix_pba;
+    int qidx;             /* the queue used (others stay disabled) */
 };
+
+enum { IRQ_POLL, IRQ_MSIX, IRQ_INTX };
+static int irq_mode;
 
 static struct vq_mem blk_q, rng_q;
 static struct vdev blk = {.q = &blk_q}, rng = {.q = &rng_q};
@@ -138,8 +143,8 @@ static bool virtio_find(struct vdev *dev, uint32_t modern, uint32_t trans)
 }
 
 /* Reset, negotiate VERSION_1 (+ `accept` of bits 0-31), set up queue 0
- * for polling. */
-static bool virtio_init(struct vdev *dev, uint32_t accept)
+ * for polling or for the interrupts of irq_mode. */
+static bool virtio_init(struct vdev *dev, uint32_t accept, int irq)
 {
     uintptr_t c = dev->common;
 
@@ -158,13 +163,34 @@ static bool virtio_init(struct vdev *dev, uint32_t accept)
     if (!(MMIO(uint8_t, c + 0x14) & 8)) {
         return false;
     }
-    MMIO(uint16_t, c + 0x16) = 0;
+    memset_(dev->q, 0, sizeof(*dev->q));
+    dev->avail_idx = dev->used_seen = 0;
+    MMIO(uint16_t, c + 0x10) = 0xffff;     /* no config-change vector */
+    if (dev->qidx >= MMIO(uint16_t, c + 0x12)) {
+        printf_("queue %u: the device has %u\n", dev->qidx,
+                MMIO(uint16_t, c + 0x12));
+        return false;
+    }
+    MMIO(uint16_t, c + 0x16) = dev->qidx;
     uint16_t max = MMIO(uint16_t, c + 0x18);
     if (max < QSIZE) {
         return false;
     }
     MMIO(uint16_t, c + 0x18) = QSIZE;
-    MMIO(uint16_t, c + 0x1a) = 0xffff;     /* no MSI-X vector */
+    if (irq == IRQ_MSIX) {
+        if (!msix_setup(dev->slot, bar_addr, &dev->msix_table,
+                        &dev->msix_pba, VEC_MSIX)) {
+            puts_("no MSI-X capability\n");
+            return false;
+        }
+        MMIO(uint16_t, c + 0x1a) = 0;      /* queue 0 -> vector 0 */
+        if (MMIO(uint16_t, c + 0x1a) != 0) {
+            puts_("the device refused MSI-X vector 0\n");
+            return false;
+        }
+    } else {
+        MMIO(uint16_t, c + 0x1a) = 0xffff; /* no MSI-X vector */
+    }
     MMIO(uint64_t, c + 0x20) = (uintptr_t)dev->q->desc;
     MMIO(uint64_t, c + 0x28) = (uintptr_t)&dev->q->avail;
     MMIO(uint64_t, c + 0x30) = (uintptr_t)&dev->q->used;
@@ -173,7 +199,7 @@ static bool virtio_init(struct vdev *dev, uint32_t accept)
                                            noff * dev->notify_mult);
     MMIO(uint16_t, c + 0x1c) = 1;
     MMIO(uint8_t, c + 0x14) = 1 | 2 | 4 | 8; /* DRIVER_OK */
-    dev->q->avail.flags = 1; /* no interrupts: we poll */
+    dev->q->avail.flags = irq == IRQ_POLL; /* NO_INTERRUPT: we poll */
     return true;
 }
 
@@ -204,6 +230,27 @@ static void submit(int slot, uint32_t type, uint64_t sector, void *data,
 /* Wait for the next completion; returns its request slot. */
 static int reap(void)
 {
+    if (irq_mode != IRQ_POLL) {
+        /* sleep; the device's interrupt (or the timer) wakes us */
+        uint32_t t0 = ticks;
+        for (;;) {
+            __asm__ volatile("cli" ::: "memory");
+            if (blk.q->used.idx != blk.used_seen) {
+                __asm__ volatile("sti" ::: "memory");
+                break;
+            }
+            if (ticks - t0 > 3000) {
+                __asm__ volatile("sti" ::: "memory");
+                printf_("FAIL: virtio-blk request timed out\n");
+                debug_exit(2);
+            }
+            __asm__ volatile("sti; hlt" ::: "memory");
+        }
+        barrier();
+        int id = blk.q->used.ring[blk.used_seen % QSIZE].id;
+        blk.used_seen++;
+        return id / 3;
+    }
     /* give up after ~100000 port exits (seconds, whatever the host) */
     for (uint64_t spin = 0; blk.q->used.idx == blk.used_seen; spin++) {
         __asm__ volatile("pause");
@@ -221,11 +268,32 @@ static int reap(void)
     return id / 3;
 }
 
-/* One request, synchronously; returns the virtio status byte. */
+static uint32_t irq_requests, irq_missed;
+
+/* Wait up to ~1 s for dev_irqs to pass `n`. */
+static bool irq_wait_count(uint32_t n)
+{
+    uint32_t t0 = ticks;
+    while ((int32_t)(dev_irqs - n) <= 0 && ticks - t0 < 100) {
+        intr_wait();
+    }
+    return (int32_t)(dev_irqs - n) > 0;
+}
+
+/* One request, synchronously; returns the virtio status byte.  With
+ * interrupts on, its completion must have raised one. */
 static int blk_req(uint32_t type, uint64_t sector, void *data, uint32_t len)
 {
+    uint32_t n = dev_irqs;
+
     submit(0, type, sector, data, len);
     reap();
+    if (irq_mode != IRQ_POLL) {
+        irq_requests++;
+        if (!irq_wait_count(n)) {
+            irq_missed++;
+        }
+    }
     return statuses[0];
 }
 
@@ -425,7 +493,7 @@ static void op_rng(void)
     static uint8_t r[64] __attribute__((aligned(64)));
     struct vq_mem *q = rng.q;
 
-    if (!virtio_find(&rng, 0x10441af4u, 0x10051af4u) || !virtio_init(&rng, 0)) {
+    if (!virtio_find(&rng, 0x10441af4u, 0x10051af4u) || !virtio_init(&rng, 0, IRQ_POLL)) {
         fail("no usable virtio-rng device");
         return;
     }
@@ -453,87 +521,6 @@ static void op_rng(void)
     if (n == 0 || nonzero == 0) {
         fail("virtio-rng gave no entropy");
     }
-}
-
-static void delay(int n)
-{
-    for (int i = 0; i < n; i++) {
-        inb(0x80);
-    }
-}
-
-static void op_cpus(uint64_t want)
-{
-    uintptr_t lapic = 0xfee00000;
-
-    memcpy((void *)0x8000, ap_tramp, ap_tramp_end - ap_tramp);
-    MMIO(uint32_t, lapic + 0xf0) = 0x1ff;          /* software enable */
-    MMIO(uint32_t, lapic + 0x310) = 0;
-    MMIO(uint32_t, lapic + 0x300) = 0x000c4500;    /* INIT, all but self */
-    delay(10); /* each port access is a VM exit: microseconds at least */
-    for (int i = 0; i < 2; i++) {
-        MMIO(uint32_t, lapic + 0x310) = 0;
-        MMIO(uint32_t, lapic + 0x300) = 0x000c4608; /* SIPI vector 8 */
-        delay(2);
-    }
-    for (int spin = 0; spin < 20000 &&
-         __atomic_load_n(&ap_count, __ATOMIC_SEQ_CST) < want - 1; spin++) {
-        delay(1);
-    }
-    uint32_t n = __atomic_load_n(&ap_count, __ATOMIC_SEQ_CST);
-    printf_("cpus: %u online (bsp apic %u", n + 1,
-            MMIO(uint32_t, lapic + 0x20) >> 24);
-    for (uint32_t i = 0; i < n && i < 16; i++) {
-        printf_(", ap apic %u", ap_ids[i]);
-    }
-    printf_(")\n");
-    if (n + 1 != want) {
-        fail("secondary vCPUs did not come up");
-    }
-}
-
-/* Power off through ACPI: RSDP -> XSDT/RSDT -> FADT PM1a_CNT, and the
- * SLP_TYPa of \_S5 from the DSDT. */
-static void acpi_poweroff(void)
-{
-    uint8_t *rsdp = 0;
-    for (uintptr_t a = 0xe0000; a < 0x100000; a += 16) {
-        if (starts((const char *)a, "RSD PTR ")) {
-            rsdp = (uint8_t *)a;
-            break;
-        }
-    }
-    if (!rsdp) {
-        puts_("poweroff: no ACPI tables\n");
-        return;
-    }
-    bool x = rsdp[15] >= 2;
-    uint8_t *sdt = (uint8_t *)(uintptr_t)(x ? *(uint64_t *)(rsdp + 24)
-                                            : *(uint32_t *)(rsdp + 16));
-    uint32_t len = *(uint32_t *)(sdt + 4);
-    for (uint32_t o = 36; o < len; o += x ? 8 : 4) {
-        uint8_t *t = (uint8_t *)(uintptr_t)(x ? *(uint64_t *)(sdt + o)
-                                              : *(uint32_t *)(sdt + o));
-        if (!starts((const char *)t, "FACP")) {
-            continue;
-        }
-        uint16_t cnt = *(uint32_t *)(t + 64);
-        uint8_t *dsdt = (uint8_t *)(uintptr_t)*(uint32_t *)(t + 40);
-        uint32_t dl = *(uint32_t *)(dsdt + 4);
-        uint16_t typ = 0;
-        for (uint32_t i = 36; i + 10 < dl; i++) {
-            if (starts((const char *)dsdt + i, "_S5_") &&
-                dsdt[i + 4] == 0x12) {
-                uint8_t *p = dsdt + i + 7; /* after PkgLength, NumElements */
-                typ = *p == 0x0a ? p[1] : *p == 0x01 ? 1 : 0;
-                break;
-            }
-        }
-        printf_("poweroff: PM1a_CNT 0x%x SLP_TYP %u\n", cnt, typ);
-        outw(cnt, (typ << 10) | (1u << 13));
-        delay(100000);
-    }
-    puts_("poweroff: did not power off\n");
 }
 
 static char params[512];
@@ -576,6 +563,127 @@ static void load_params(uint32_t start_info, uint32_t boot_params)
     params[i] = 0;
 }
 
+/* RO (accepting it is a fact), DISCARD, WRITE_ZEROES */
+#define BLK_ACCEPT ((1u << 5) | (1u << 13) | (1u << 14))
+#define BLK_F_MQ (1u << 12)
+
+/* irq=msix|intx or blkq=N: the disk set up again (interrupts on, or
+ * another queue). */
+static void blk_restart(void)
+{
+    if (irq_mode != IRQ_POLL) {
+        intr_init();
+    }
+    if (irq_mode == IRQ_INTX) {
+        intx_setup(pci_read(blk.slot, 0x3c) & 0xff, blk.isr);
+    }
+    if (!virtio_init(&blk, BLK_ACCEPT | (blk.qidx ? BLK_F_MQ : 0),
+                     irq_mode)) {
+        puts_("FAIL: virtio-blk set up again\n");
+        debug_exit(2);
+    }
+    if (irq_mode != IRQ_POLL) {
+        printf_("irq: %s, pin %u\n", irq_mode == IRQ_MSIX ? "msix" : "intx",
+                pci_read(blk.slot, 0x3c) & 0xff);
+    }
+    if (blk.qidx) {
+        printf_("queue: %u of %u%s\n", blk.qidx,
+                MMIO(uint16_t, blk.common + 0x12),
+                blk.features0 & BLK_F_MQ ? ", MQ" : "");
+    }
+}
+
+/* MSI-X masking: nothing fires while masked, the pending bit shows it,
+ * unmasking sends it (with the message as it is then). */
+static void op_msixmask(void)
+{
+    static uint8_t sec[512] __attribute__((aligned(512)));
+    volatile uint32_t *t = blk.msix_table, *pba = blk.msix_pba;
+
+    if (irq_mode != IRQ_MSIX) {
+        fail("msixmask needs irq=msix");
+        return;
+    }
+    for (int round = 0; round < 2; round++) {
+        const char *what = round ? "function mask" : "vector mask";
+        uint32_t n = dev_irqs, alt = alt_irqs;
+        if (round) {
+            msix_function_mask(blk.slot, true);
+        } else {
+            t[3] = 1;
+        }
+        submit(0, 0, 0, sec, 512);
+        reap();
+        intr_delay(5);
+        bool quiet = dev_irqs == n, pend = pba[0] & 1;
+        /* reprogrammed while masked: the held message goes to the new
+         * vector */
+        t[2] = round ? VEC_MSIX : VEC_MSIX_ALT;
+        if (round) {
+            msix_function_mask(blk.slot, false);
+        } else {
+            t[3] = 0;
+        }
+        bool came = irq_wait_count(n);
+        bool alt_ok = round ? alt_irqs == alt : alt_irqs != alt;
+        printf_("msix %s: %s while masked, pending bit %s, %s on unmask%s\n",
+                what, quiet ? "silent" : "FIRED", pend ? "set" : "CLEAR",
+                came ? "delivered" : "LOST",
+                alt_ok ? "" : " to the WRONG vector");
+        if (!quiet || !pend || !came || !alt_ok || (pba[0] & 1)) {
+            fail("MSI-X masking");
+        }
+        if (!round) {
+            /* an unmasked vector reprogrammed: the next one goes there */
+            n = dev_irqs;
+            blk_req(0, 0, sec, 512);
+            bool on_alt = alt_irqs == alt + 2;
+            printf_("msix reprogrammed vector: %s\n",
+                    on_alt ? "ok" : "WRONG vector");
+            if (!on_alt) {
+                fail("MSI-X route did not follow the message");
+            }
+        }
+    }
+}
+
+/* INTx is level-triggered: left pending at the EOI, it comes back. */
+static void op_intxlevel(void)
+{
+    static uint8_t sec[512] __attribute__((aligned(512)));
+
+    if (irq_mode != IRQ_INTX) {
+        fail("intxlevel needs irq=intx");
+        return;
+    }
+    uint32_t n = dev_irqs;
+    intx_skip_isr = true;
+    submit(0, 0, 0, sec, 512);
+    reap();
+    bool again = irq_wait_count(n + 1);
+    printf_("intx level: %s after an EOI with the ISR still set\n",
+            again ? "raised again" : "NOT raised again");
+    if (!again) {
+        fail("INTx is not level-triggered");
+    }
+
+    /* Interrupt Disable: held back, raised once enabled again */
+    uint32_t cmd = pci_read(blk.slot, 4);
+    pci_write(blk.slot, 4, cmd | 0x400);
+    n = dev_irqs;
+    submit(0, 0, 0, sec, 512);
+    reap();
+    intr_delay(5);
+    bool quiet = dev_irqs == n;
+    pci_write(blk.slot, 4, cmd & ~0x400u);
+    bool came = irq_wait_count(n);
+    printf_("intx disable: %s while disabled, %s when enabled\n",
+            quiet ? "silent" : "FIRED", came ? "raised" : "NOT raised");
+    if (!quiet || !came) {
+        fail("INTx disable bit");
+    }
+}
+
 void guest_main(uint32_t start_info, uint32_t boot_params);
 
 /* start_info: PVH hvm_start_info; boot_params: Linux boot protocol zero
@@ -589,7 +697,7 @@ void guest_main(uint32_t start_info, uint32_t boot_params)
     puts_("\nstrata-guest: started\n");
     if (!virtio_find(&blk, 0x10421af4u, 0x10011af4u) ||
         /* RO (accepting it is a fact), DISCARD, WRITE_ZEROES */
-        !virtio_init(&blk, (1u << 5) | (1u << 13) | (1u << 14))) {
+        !virtio_init(&blk, BLK_ACCEPT, IRQ_POLL)) {
         puts_("FAIL: no usable virtio-blk device\n");
         debug_exit(2);
     }
@@ -608,10 +716,22 @@ void guest_main(uint32_t start_info, uint32_t boot_params)
         }
         if (starts(p, "expect-ro")) {
             expect_ro = true;
+        } else if (starts(p, "irq=")) {
+            irq_mode = starts(p + 4, "msix") ? IRQ_MSIX
+                     : starts(p + 4, "intx") ? IRQ_INTX : IRQ_POLL;
+            if (irq_mode == IRQ_POLL) {
+                fail("irq= needs msix or intx");
+            }
+        } else if (starts(p, "blkq=")) {
+            const char *q = p + 5;
+            blk.qidx = parse_num(&q);
         }
         while (*p && *p != ' ') {
             p++;
         }
+    }
+    if (irq_mode != IRQ_POLL || blk.qidx) {
+        blk_restart();
     }
     for (const char *p = params; *p;) {
         uint64_t a, b, c;
@@ -646,11 +766,23 @@ void guest_main(uint32_t start_info, uint32_t boot_params)
             op_rng();
         } else if (starts(p, "getid")) {
             op_getid();
+        } else if (starts(p, "msixmask")) {
+            op_msixmask();
+        } else if (starts(p, "intxlevel")) {
+            op_intxlevel();
         } else if (starts(p, "end=")) {
             end = p + 4;
         }
         while (*p && *p != ' ') {
             p++;
+        }
+    }
+    if (irq_mode != IRQ_POLL) {
+        printf_("irq: %u interrupts, %u requests, %u without one, %u "
+                "spurious\n", dev_irqs, irq_requests, irq_missed,
+                intx_spurious);
+        if (irq_missed || dev_irqs == 0) {
+            fail("completions without interrupts");
         }
     }
     printf_("result: %s\n", failures ? "FAIL" : "PASS");
