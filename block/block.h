@@ -218,6 +218,12 @@ struct blk_driver {
     int (*snapshot_delete)(struct blk_node *bs, const char *id,
                            const char *name, struct strata_error **errp);
     int (*snapshot_list)(struct blk_node *bs, struct blk_snapshot **list);
+    /* Make a read-only node read an internal snapshot's content (at the
+     * current virtual size) until it is closed, as QEMU's
+     * bdrv_snapshot_load_tmp: id and name (either may be NULL) must both
+     * match; -ENOENT "Can't find snapshot".  coroutine_fn. */
+    int (*snapshot_load_tmp)(struct blk_node *bs, const char *id,
+                             const char *name, struct strata_error **errp);
 
     /* Consistency check with optional repair (BLK_FIX_*), coroutine_fn.
      * Returns 0 when the check ran (whatever it found), -errno when it
@@ -394,6 +400,16 @@ void coroutine_fn blk_co_drain(struct blk_node *bs);
 int coroutine_fn blk_co_copy_range(struct blk_node *src, uint64_t src_off,
                                    struct blk_node *dst, uint64_t dst_off,
                                    uint64_t bytes);
+/* Cache hints for bulk copies (block/file-copy.c); nothing changes what
+ * any node reads or how durable it is (flush still decides that).
+ * writeback: start writing the host-file ranges behind [offset, +bytes)
+ * of bs out now, so a later flush waits less; with drop, wait for them
+ * and evict them from the page cache (streaming writes that recycle
+ * memory).  Ranges not backed by a plain file are skipped.
+ * drop_cache: evict bs's whole file (clean pages only).  0 or -errno. */
+int coroutine_fn blk_co_writeback(struct blk_node *bs, uint64_t offset,
+                                  uint64_t bytes, bool drop);
+int coroutine_fn blk_co_drop_cache(struct blk_node *bs);
 /* Compressed write of one cluster (see pwritev_compressed). */
 int coroutine_fn blk_co_pwritev_compressed(struct blk_node *bs,
                                            uint64_t offset, uint64_t bytes,

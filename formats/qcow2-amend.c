@@ -147,7 +147,7 @@ static int coroutine_fn expand_zero_l1(struct blk_node *bs,
             return ret;
         }
         for (uint32_t j = 0; j < s->l2_size; j++) {
-            uint64_t e = qcow2_ld64(l2 + 8 * (size_t)j), off, rc;
+            uint64_t e = qcow2_l2_entry(s, l2, j), off, rc;
             enum qcow2_cluster_type t = qcow2_cluster_type(s, e);
 
             if (t != QCOW2_CLUSTER_ZERO_PLAIN &&
@@ -155,7 +155,7 @@ static int coroutine_fn expand_zero_l1(struct blk_node *bs,
                 continue;
             }
             if (t == QCOW2_CLUSTER_ZERO_PLAIN && !backing) {
-                qcow2_st64(l2 + 8 * (size_t)j, 0);
+                qcow2_set_l2_entry(s, l2, j, 0);
                 qcow2_cache_mark_dirty(s->l2_cache, l2);
                 continue;
             }
@@ -206,8 +206,8 @@ static int coroutine_fn expand_zero_l1(struct blk_node *bs,
             if (ret < 0) {
                 break;
             }
-            qcow2_st64(l2 + 8 * (size_t)j,
-                       off | (rc == 1 ? QCOW2_OFLAG_COPIED : 0));
+            qcow2_set_l2_entry(s, l2, j,
+                               off | (rc == 1 ? QCOW2_OFLAG_COPIED : 0));
             qcow2_cache_mark_dirty(s->l2_cache, l2);
         }
         qcow2_cache_put(s->l2_cache, (void **)&l2);
@@ -274,7 +274,7 @@ static int coroutine_fn has_compressed(struct blk_node *bs)
             return ret;
         }
         for (uint32_t j = 0; j < s->l2_size && !found; j++) {
-            found = qcow2_cluster_type(s, qcow2_ld64(l2 + 8 * (size_t)j)) ==
+            found = qcow2_cluster_type(s, qcow2_l2_entry(s, l2, j)) ==
                     QCOW2_CLUSTER_COMPRESSED;
         }
         qcow2_cache_put(s->l2_cache, (void **)&l2);
@@ -540,6 +540,9 @@ struct amend_params {
     uint64_t refcount_bits;
     const char *data_file; /* NULL: not given */
     int data_file_raw;     /* -1: not given */
+    bool encrypt;          /* encrypt.* keyslot changes */
+    struct blk_opts *opts; /* for those */
+    bool force;
 };
 
 /* The options in QEMU's order of checks, with its messages. */
@@ -558,6 +561,8 @@ static int parse_params(struct blk_node *bs, struct blk_opts *opts,
     if (ret < 0) {
         return ret;
     }
+    a->encrypt = ret > 0;
+    a->opts = opts;
     ret = opts_get_size(opts, "size", 0, &a->size, errp);
     if (ret < 0) {
         return ret;
@@ -632,6 +637,14 @@ static int coroutine_fn amend_locked(struct blk_node *bs,
             return ret;
         }
     }
+    /* keyslots next, as QEMU: one step of the progress */
+    if (a->encrypt) {
+        p->op++;
+        ret = qcow2_crypto_amend(bs, a->opts, a->force, true, errp);
+        if (ret < 0) {
+            return ret;
+        }
+    }
     if (order != s->refcount_order) {
         if (a->version < 3 && a->refcount_bits != 16) {
             return error_setg(errp, -EINVAL, "Refcount widths other than 16 "
@@ -693,7 +706,8 @@ int coroutine_fn qcow2_amend(struct blk_node *bs, struct blk_opts *opts,
     if (ret < 0) {
         return ret;
     }
-    p.total_ops = (a.version != s->version) +
+    a.force = force;
+    p.total_ops = (a.version != s->version) + a.encrypt +
                   (a.refcount_bits != (1ull << s->refcount_order));
     co_mutex_lock(&s->lock);
     if (s->dead) {
@@ -701,9 +715,6 @@ int coroutine_fn qcow2_amend(struct blk_node *bs, struct blk_opts *opts,
                          s->corrupt_msg ? s->corrupt_msg : "?");
     } else {
         ret = amend_locked(bs, &a, &p, errp);
-    }
-    if (ret >= 0) {
-        ret = qcow2_crypto_amend(bs, opts, force, true, errp);
     }
     co_mutex_unlock(&s->lock);
     if (ret < 0) {

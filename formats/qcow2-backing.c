@@ -329,7 +329,8 @@ int qcow2_reopen(struct blk_node *bs, bool read_write,
     struct qcow2_state *s = bs->opaque;
 
     if (!read_write) {
-        return 0;
+        /* the core knows only bs->file: the data file follows here */
+        return s->data_file ? blk_reopen(s->data_file, false, errp) : 0;
     }
     if (s->dead || (s->incompatible_features & QCOW2_INCOMPAT_CORRUPT)) {
         return error_setg(errp, -EACCES, "qcow2: Image is corrupt; cannot "
@@ -341,5 +342,5 @@ int qcow2_reopen(struct blk_node *bs, bool read_write,
                           "refcounts must be repaired first; repair it with "
                           "'qemu-img check -r all'");
     }
-    return 0;
+    return s->data_file ? blk_reopen(s->data_file, true, errp) : 0;
 }

@@ -166,21 +166,89 @@ static int coroutine_fn write_l1_entry(struct blk_node *bs, uint32_t i)
     return ret < 0 ? ret : blk_co_flush(bs->file);
 }
 
+/* qcow2_rc_cursor_get(), with the common cases inline: 16-bit refcounts
+ * from the refblock the first pass read ahead (read-only nodes: nothing
+ * changed them since) or from the cursor's. */
+static inline int rc_get(struct blk_node *bs, struct blk_check_result *res,
+                         const struct qcow2_imrt *t,
+                         struct qcow2_rc_cursor *cur, uint64_t cluster,
+                         uint64_t *rc)
+{
+    struct qcow2_state *s = bs->opaque;
+    uint64_t k = cluster >> s->refblock_bits;
+    const uint8_t *blk = NULL;
+
+    if (s->refcount_order == 4) {
+        if (k < t->rb_saved_n && t->rb_saved[k]) {
+            blk = t->rb_saved[k];
+        } else if (cur->blk && cur->index == (int64_t)k) {
+            blk = cur->blk;
+        }
+    }
+    if (blk) {
+        const uint8_t *p = blk + 2 * (cluster & (s->refblock_size - 1));
+        *rc = (uint64_t)p[0] << 8 | p[1];
+        return 0;
+    }
+    return qcow2_rc_cursor_get(bs, res, cur, cluster, rc);
+}
+
+/* The entries from j on whose COPIED flag is right, in one tight loop:
+ * unallocated and compressed ones, and data clusters whose 16-bit
+ * refcount is at hand (read ahead, or the cursor's refblock) and agrees
+ * with the flag.  Returns the first entry it leaves to the general code
+ * (l2_size: none).  Images without a data file only. */
+static uint32_t scan_copied(const struct qcow2_state *s,
+                            const struct qcow2_imrt *t,
+                            const struct qcow2_rc_cursor *cur,
+                            const uint8_t *src, uint32_t j)
+{
+    for (; j < s->l2_size; j++) {
+        uint64_t e, k, idx, v;
+        const uint8_t *blk, *p;
+
+        memcpy(&e, src + (size_t)s->l2e_size * j, 8);
+        e = __builtin_bswap64(e);
+        if ((e & QCOW2_OFLAG_COMPRESSED) || !(e & QCOW2_L2E_OFFSET_MASK)) {
+            continue; /* compressed, or (no data file) unallocated */
+        }
+        if (e & QCOW2_OFLAG_ZERO) {
+            break; /* ZERO_ALLOC: the general code */
+        }
+        k = (e & QCOW2_L2E_OFFSET_MASK) >> s->cluster_bits;
+        idx = k >> s->refblock_bits;
+        if (idx < t->rb_saved_n && t->rb_saved[idx]) {
+            blk = t->rb_saved[idx];
+        } else if (cur->blk && cur->index == (int64_t)idx) {
+            blk = cur->blk;
+        } else {
+            break;
+        }
+        p = blk + 2 * (k & (s->refblock_size - 1));
+        v = (uint64_t)p[0] << 8 | p[1];
+        if ((v == 1) != ((e & QCOW2_OFLAG_COPIED) != 0)) {
+            break;
+        }
+    }
+    return j;
+}
+
 /* Check the COPIED flags of one active L2 table (and repair them). */
 static int coroutine_fn copied_l2(struct blk_node *bs,
                                   struct blk_check_result *res,
                                   uint64_t l2_offset, bool repair,
                                   uint8_t *buf, const uint8_t *saved,
+                                  const struct qcow2_imrt *t,
                                   struct qcow2_rc_cursor *cur)
 {
     struct qcow2_state *s = bs->opaque;
+    bool fast = !qcow2_has_data_file(s) && s->refcount_order == 4;
+    const uint8_t *src = saved ? saved : buf; /* buf once it is changed */
     int dirty = 0, ret;
 
-    if (saved) {
-        memcpy(buf, saved, (size_t)s->l2_size * 8);
-    } else {
-        ret = blk_co_pread(bs->file, l2_offset, (uint64_t)s->l2_size * 8,
-                           buf, 0);
+    if (!saved) {
+        ret = blk_co_pread(bs->file, l2_offset,
+                           (uint64_t)s->l2_size * s->l2e_size, buf, 0);
         if (ret < 0) {
             qcow2_check_report(res, "ERROR: Could not read L2 table: %s",
                                strerror(-ret));
@@ -189,14 +257,30 @@ static int coroutine_fn copied_l2(struct blk_node *bs,
         }
     }
     for (uint32_t j = 0; j < s->l2_size; j++) {
-        uint64_t e = qcow2_ld64(buf + 8 * (size_t)j), rc;
-        enum qcow2_cluster_type type = qcow2_cluster_type(s, e);
+        if (fast) {
+            j = scan_copied(s, t, cur, src, j);
+            if (j >= s->l2_size) {
+                break;
+            }
+        }
+        uint64_t e = qcow2_l2_entry(s, src, j), rc;
+        enum qcow2_cluster_type type;
 
+        if (!e) {
+            continue; /* unallocated */
+        }
+        /* no compressed or zero flag and an offset: a data cluster */
+        type = !(e & (QCOW2_OFLAG_COMPRESSED | QCOW2_OFLAG_ZERO)) &&
+                       (e & QCOW2_L2E_OFFSET_MASK)
+                   ? QCOW2_CLUSTER_NORMAL
+                   : qcow2_cluster_type(s, e);
         if (type != QCOW2_CLUSTER_NORMAL && type != QCOW2_CLUSTER_ZERO_ALLOC) {
             continue;
         }
-        if (qcow2_rc_cursor_get(bs, res, cur, (e & QCOW2_L2E_OFFSET_MASK) >>
-                                              s->cluster_bits, &rc) < 0) {
+        if (qcow2_has_data_file(s)) {
+            rc = 1; /* QEMU: a data file cluster counts as referenced once */
+        } else if (rc_get(bs, res, t, cur, (e & QCOW2_L2E_OFFSET_MASK) >>
+                                               s->cluster_bits, &rc) < 0) {
             continue; /* already reported by the comparison */
         }
         if (copied_ok(e, rc)) {
@@ -207,7 +291,11 @@ static int coroutine_fn copied_l2(struct blk_node *bs,
                            PRIx64 " refcount=%" PRIu64,
                            repair ? "Repairing" : "ERROR", e, rc);
         if (repair) {
-            qcow2_st64(buf + 8 * (size_t)j, copied_fixed(e, rc));
+            if (src != buf) {
+                memcpy(buf, src, (size_t)s->l2_size * s->l2e_size);
+                src = buf;
+            }
+            qcow2_set_l2_entry(s, buf, j, copied_fixed(e, rc));
             dirty++;
         }
     }
@@ -261,8 +349,7 @@ int coroutine_fn qcow2_check_oflag_copied(struct blk_node *bs,
         if (!l2_offset) {
             continue;
         }
-        if (qcow2_rc_cursor_get(bs, res, &cur, l2_offset >> s->cluster_bits,
-                                &rc) < 0) {
+        if (rc_get(bs, res, t, &cur, l2_offset >> s->cluster_bits, &rc) < 0) {
             continue;
         }
         if (!copied_ok(e, rc)) {
@@ -289,7 +376,10 @@ int coroutine_fn qcow2_check_oflag_copied(struct blk_node *bs,
             (t->l2_saved_l1[i] & QCOW2_L1E_OFFSET_MASK) == l2_offset) {
             saved = t->l2_saved[i];
         }
-        ret = copied_l2(bs, res, l2_offset, repair, buf, saved, &cur);
+        if (saved && t->l2_copied_ok && t->l2_copied_ok[i]) {
+            continue; /* the first pass found its flags right */
+        }
+        ret = copied_l2(bs, res, l2_offset, repair, buf, saved, t, &cur);
         if (ret < 0) {
             break;
         }

@@ -3,7 +3,9 @@
  * refcount table ("IMRT") has the layout of on-disk refcount blocks, so
  * refblock-sized slices of it can be compared with or written as
  * refblocks; refcount lookups in cluster order go through a cursor that
- * keeps the current refblock referenced in the cache. */
+ * keeps the current refblock referenced in the cache.  Also here: the
+ * check of the refcount table's entries, and reading the active L2
+ * tables and the refblocks ahead into one pre-populated arena. */
 #include "config.h"
 
 #include <errno.h>
@@ -12,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "qcow2.h"
 #include "util.h"
@@ -19,6 +22,16 @@
 /* The IMRT may not grow past this (a hostile entry pointing to an absurd
  * offset gets -ENOMEM, as QEMU's failing allocation would). */
 #define IMRT_MAX_BYTES (1ull << 31)
+
+/* At most this much of active L2 tables (and refblocks) is kept for the
+ * later passes of a check. */
+#define L2_SAVED_MAX (64ull << 20)
+
+/* L2 tables read at once by the active L1 pass. */
+#define PREFETCH_TASKS 4
+
+/* Reserved bits of a refcount table entry (QEMU's REFT_RESERVED_MASK). */
+#define REFT_RESERVED_MASK 0x1ffull
 
 /* The end of the text last appended to, so that a hostile image with
  * many thousands of findings does not cost a strlen() each. */
@@ -295,4 +308,212 @@ int qcow2_imrt_inc(struct blk_node *bs, struct blk_check_result *res,
         qcow2_imrt_set(s, t->table, k, rc + 1);
     }
     return 0;
+}
+
+/* ---- the refcount structure itself ---- */
+
+/* Account for the refcount blocks and check their table entries (QEMU's
+ * check_refblocks): broken entries ask for a rebuild; a refblock past the
+ * end of the file is repaired by growing the file. */
+int coroutine_fn qcow2_check_refblocks(struct blk_node *bs,
+                                       struct blk_check_result *res,
+                                       unsigned fix, bool *rebuild,
+                                       struct qcow2_imrt *t)
+{
+    struct qcow2_state *s = bs->opaque;
+    int ret;
+
+    for (uint32_t i = 0; i < s->refcount_table_size; i++) {
+        uint64_t offset = s->refcount_table[i] & QCOW2_REFT_OFFSET_MASK;
+        uint64_t cluster = offset >> s->cluster_bits;
+
+        if (s->refcount_table[i] & REFT_RESERVED_MASK) {
+            qcow2_check_report(res, "ERROR refcount table entry %" PRIu32
+                               " has reserved bits set", i);
+            res->corruptions++;
+            *rebuild = true;
+            continue;
+        }
+        if (qcow2_offset_into_cluster(s, offset)) {
+            qcow2_check_report(res, "ERROR refcount block %" PRIu32 " is not "
+                               "cluster aligned; refcount table entry "
+                               "corrupted", i);
+            res->corruptions++;
+            *rebuild = true;
+            continue;
+        }
+        if ((int64_t)cluster >= t->size) {
+            res->corruptions++;
+            qcow2_check_report(res, "%s refcount block %" PRIu32 " is "
+                               "outside image",
+                               fix & BLK_FIX_ERRORS ? "Repairing" : "ERROR",
+                               i);
+            if (fix & BLK_FIX_ERRORS) {
+                ret = -EINVAL;
+                if (offset <= INT64_MAX - s->cluster_size) {
+                    struct strata_error *err = NULL;
+
+                    ret = blk_co_truncate(bs->file, offset + s->cluster_size,
+                                          false, BLK_PREALLOC_OFF, &err);
+                    if (ret < 0) {
+                        qcow2_check_error(res, "%s", error_msg(err, ret));
+                        strata_error_free(err);
+                    }
+                }
+                if (ret >= 0) {
+                    int64_t n = qcow2_size_to_clusters(s, bs->file->size);
+                    if (n > t->size) {
+                        ret = qcow2_imrt_resize(s, t, n);
+                        if (ret < 0) {
+                            res->check_errors++;
+                            return ret;
+                        }
+                    }
+                    if ((int64_t)cluster >= n) {
+                        ret = -EINVAL;
+                    }
+                }
+                if (ret >= 0) {
+                    res->corruptions--;
+                    res->corruptions_fixed++;
+                    ret = qcow2_imrt_inc(bs, res, t, offset, s->cluster_size);
+                    if (ret < 0) {
+                        return ret;
+                    }
+                    continue;
+                }
+                *rebuild = true;
+                qcow2_check_report(res, "ERROR could not resize image: %s",
+                                   strerror(-ret));
+            }
+            continue;
+        }
+        if (offset) {
+            uint64_t rc;
+
+            ret = qcow2_imrt_inc(bs, res, t, offset, s->cluster_size);
+            if (ret < 0) {
+                return ret;
+            }
+            rc = qcow2_imrt_get(s, t->table, cluster);
+            if (rc != 1) {
+                qcow2_check_report(res, "ERROR refcount block %" PRIu32
+                                   " refcount=%" PRIu64, i, rc);
+                res->corruptions++;
+                *rebuild = true;
+            }
+        }
+    }
+    return 0;
+}
+
+/* ---- reading ahead ---- */
+
+/* Reading the active L2 tables ahead, several at a time. */
+struct prefetch {
+    struct blk_node *bs;
+    struct qcow2_imrt *t;
+    bool *loaded;
+    uint32_t next;
+    int running;
+    struct coroutine *waiter;
+};
+
+static void coroutine_fn prefetch_task(void *opaque)
+{
+    struct prefetch *p = opaque;
+    struct qcow2_state *s = p->bs->opaque;
+
+    while (p->next < p->t->l2_saved_n + p->t->rb_saved_n) {
+        uint32_t i = p->next++;
+
+        if (i >= p->t->l2_saved_n) {
+            uint32_t k = i - p->t->l2_saved_n;
+            uint64_t off = s->refcount_table[k] & QCOW2_REFT_OFFSET_MASK;
+
+            if (p->t->rb_saved[k] &&
+                blk_co_pread(p->bs->file, off, s->cluster_size,
+                             p->t->rb_saved[k], 0) < 0) {
+                p->t->rb_saved[k] = NULL; /* its room stays in the arena */
+            }
+        } else if (p->t->l2_saved[i]) {
+            uint64_t off = p->t->l2_saved_l1[i] & QCOW2_L1E_OFFSET_MASK;
+            p->loaded[i] = blk_co_pread(p->bs->file, off,
+                                        (uint64_t)s->l2_size * s->l2e_size,
+                                        p->t->l2_saved[i], 0) >= 0;
+        }
+    }
+    if (--p->running == 0 && p->waiter) {
+        coroutine_wake(p->waiter);
+    }
+}
+
+/* Keep (and read ahead) the L2 tables of the active L1 table l1, and on
+ * read-only nodes the refcount blocks: all in one arena whose pages are
+ * populated up front, which costs far less than a page fault per page. */
+void coroutine_fn qcow2_check_prefetch(struct blk_node *bs,
+                                       struct qcow2_imrt *t,
+                                       const uint8_t *l1, uint32_t l1_size,
+                                       bool *loaded)
+{
+    struct qcow2_state *s = bs->opaque;
+    struct prefetch p = {bs, t, loaded, 0, PREFETCH_TASKS, NULL};
+    uint64_t l2_bytes = (uint64_t)s->l2_size * s->l2e_size, n_rb = 0;
+    uint64_t need = 0, used = 0;
+    bool first = !t->l2_saved;
+
+    if (first) {
+        t->l2_saved = xzalloc(sizeof(*t->l2_saved) * l1_size);
+        t->l2_saved_l1 = xzalloc(sizeof(*t->l2_saved_l1) * l1_size);
+        t->l2_saved_n = l1_size;
+    }
+    for (uint32_t i = 0; i < t->l2_saved_n; i++) {
+        t->l2_saved_l1[i] = qcow2_ld64(l1 + 8 * (size_t)i);
+        if (t->l2_saved_l1[i] & QCOW2_L1E_OFFSET_MASK) {
+            need += l2_bytes;
+        }
+    }
+    if (first && bs->read_only) {
+        /* the refblocks the comparison will want, read in the same batch */
+        n_rb = MIN((uint64_t)s->refcount_table_size,
+                   DIV_ROUND_UP((uint64_t)t->size, s->refblock_size));
+        t->rb_saved = xzalloc(sizeof(*t->rb_saved) * (n_rb ? n_rb : 1));
+        t->rb_saved_n = n_rb;
+        t->l2_copied_ok = xzalloc(l1_size);
+        need += n_rb * s->cluster_size;
+    }
+    if (first && need) {
+        /* tables past the limit are read when they are needed */
+        t->arena_bytes = MIN(need, L2_SAVED_MAX);
+        t->arena = mmap(NULL, t->arena_bytes, PROT_READ | PROT_WRITE,
+                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+        if (t->arena == MAP_FAILED) {
+            t->arena = NULL;
+            t->arena_bytes = 0;
+        }
+    }
+    for (uint32_t i = 0; first && i < t->l2_saved_n; i++) {
+        if ((t->l2_saved_l1[i] & QCOW2_L1E_OFFSET_MASK) &&
+            used + l2_bytes <= t->arena_bytes) {
+            t->l2_saved[i] = t->arena + used;
+            used += l2_bytes;
+        }
+    }
+    for (uint32_t k = 0; k < n_rb; k++) {
+        uint64_t e = s->refcount_table[k];
+        uint64_t off = e & QCOW2_REFT_OFFSET_MASK;
+
+        if (off && off == e && !qcow2_offset_into_cluster(s, off) &&
+            off < bs->file->size && used + s->cluster_size <= t->arena_bytes) {
+            t->rb_saved[k] = t->arena + used;
+            used += s->cluster_size;
+        }
+    }
+    for (int i = 0; i < PREFETCH_TASKS; i++) {
+        coroutine_enter(coroutine_create(prefetch_task, &p));
+    }
+    if (p.running > 0) {
+        p.waiter = coroutine_self();
+        coroutine_yield();
+    }
 }

@@ -21,21 +21,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "qcow2.h"
 #include "util.h"
 
-/* Reserved bits (QEMU's L1E_RESERVED_MASK, L2E_STD_RESERVED_MASK and
- * REFT_RESERVED_MASK). */
+/* Reserved bits (QEMU's L1E_RESERVED_MASK and L2E_STD_RESERVED_MASK). */
 #define L1E_RESERVED_MASK 0x7f000000000001ffull
 #define L2E_STD_RESERVED_MASK 0x3f000000000001feull
-#define REFT_RESERVED_MASK 0x1ffull
-
-/* At most this much of active L2 tables is kept for the second pass. */
-#define L2_SAVED_MAX (64ull << 20)
-
-/* L2 tables read at once by the active L1 pass. */
-#define PREFETCH_TASKS 4
 
 /* Flags of check_l1()/check_l2(). */
 enum { CHECK_FRAG_INFO = 1 };
@@ -67,6 +60,112 @@ static inline bool imrt_inc_fast(struct blk_node *bs, struct qcow2_imrt *t,
     return true;
 }
 
+/* A big-endian 64-bit load the compiler turns into one instruction. */
+static inline uint64_t be64_at(const uint8_t *p)
+{
+    uint64_t v;
+
+    memcpy(&v, p, 8);
+    return __builtin_bswap64(v);
+}
+
+/* The entries from i on that need nothing but counting, in one tight
+ * loop: unallocated ones, and aligned data clusters without flags or bits
+ * they must not have whose 16-bit refcount in the IMRT cannot overflow.
+ * Images without extended L2 entries or a data file only.  Returns the
+ * first entry it leaves to the general code (l2_size: none). */
+static uint32_t scan_common(struct blk_node *bs, struct blk_check_result *res,
+                            struct qcow2_imrt *t, const uint8_t *buf,
+                            uint32_t i, unsigned flags,
+                            uint64_t *next_contiguous, bool *copied_ok)
+{
+    struct qcow2_state *s = bs->opaque;
+    /* everything in locals: stores into the IMRT may alias anything */
+    const uint64_t bad = ~(QCOW2_OFLAG_COPIED | QCOW2_L2E_OFFSET_MASK) |
+                         (s->cluster_size - 1);
+    const uint64_t end = MIN(bs->file->size,
+                             (uint64_t)t->size << s->cluster_bits);
+    const uint64_t cs = s->cluster_size;
+    const uint32_t n = s->l2_size, rb_n = t->rb_saved_n;
+    const unsigned bits = s->cluster_bits, rb_bits = s->refblock_bits;
+    const uint64_t rb_mask = s->refblock_size - 1;
+    uint8_t *const table = t->table;
+    uint8_t *const *const rb_saved = t->rb_saved;
+    uint64_t next = *next_contiguous, allocated = 0, fragmented = 0;
+    uint64_t rb_idx = UINT64_MAX;
+    const uint8_t *rb = NULL;
+    bool ok = *copied_ok;
+
+    for (; i < n; i++) {
+        uint64_t e = be64_at(buf + 8 * (size_t)i), off, k;
+        uint16_t v;
+
+        if (!e) {
+            continue;
+        }
+        off = e & QCOW2_L2E_OFFSET_MASK;
+        if ((e & bad) || !off || off >= end) {
+            break; /* flags, misaligned, no offset or past the end */
+        }
+        k = off >> bits;
+        memcpy(&v, table + 2 * k, 2);
+        v = __builtin_bswap16(v);
+        if (v == 0xffff) {
+            break; /* the overflow message */
+        }
+        v = __builtin_bswap16((uint16_t)(v + 1));
+        memcpy(table + 2 * k, &v, 2);
+        if (ok) {
+            /* the OFLAG_COPIED pass's question, answered while here */
+            if ((k >> rb_bits) != rb_idx) {
+                rb_idx = k >> rb_bits;
+                rb = rb_idx < rb_n ? rb_saved[rb_idx] : NULL;
+            }
+            if (!rb) {
+                ok = false;
+            } else {
+                memcpy(&v, rb + 2 * (k & rb_mask), 2);
+                ok = (__builtin_bswap16(v) == 1) == (e >> 63);
+            }
+        }
+        allocated++;
+        fragmented += next && off != next;
+        next = off + cs;
+    }
+    *copied_ok = ok;
+    if (flags & CHECK_FRAG_INFO) {
+        res->allocated_clusters += allocated;
+        res->fragmented_clusters += fragmented;
+        *next_contiguous = next;
+    }
+    return i;
+}
+
+/* Count a data cluster (NORMAL or ZERO_ALLOC) of an L2 table: the
+ * fragmentation figures when asked for, and its reference. */
+static inline int count_data(struct blk_node *bs,
+                             struct blk_check_result *res,
+                             struct qcow2_imrt *t, uint64_t offset,
+                             unsigned flags, uint64_t *next_contiguous)
+{
+    struct qcow2_state *s = bs->opaque;
+
+    if (flags & CHECK_FRAG_INFO) {
+        res->allocated_clusters++;
+        if (*next_contiguous && offset != *next_contiguous) {
+            res->fragmented_clusters++;
+        }
+        *next_contiguous = offset + s->cluster_size;
+    }
+    if (qcow2_has_data_file(s)) {
+        return 0; /* QEMU: data file clusters have no refcounts */
+    }
+    if (imrt_inc_fast(bs, t, offset)) {
+        return 0;
+    }
+    return qcow2_imrt_inc(bs, res, t, offset, s->cluster_size);
+}
+
 /* Rewrite one L2 entry in place, straight to the file (overlap already
  * checked by the caller). */
 static int coroutine_fn write_l2_entry(struct blk_node *bs, uint64_t l2_offset,
@@ -78,24 +177,31 @@ static int coroutine_fn write_l2_entry(struct blk_node *bs, uint64_t l2_offset,
 
     qcow2_st64(be, entry);
     qcow2_cache_discard(s->l2_cache, l2_offset);
-    ret = blk_co_pwrite(bs->file, l2_offset + (uint64_t)i * 8, 8, be, 0);
+    ret = blk_co_pwrite(bs->file, l2_offset + (uint64_t)i * s->l2e_size, 8,
+                        be, 0);
     return ret < 0 ? ret : blk_co_flush(bs->file);
 }
 
 /* A misaligned NORMAL/ZERO_ALLOC entry: count it, and when it holds no
- * data and errors are fixed, turn it into a plain zero cluster.  Returns
- * 1 when repaired (the cluster is no longer referenced), 0, or -errno. */
+ * data and errors are fixed, turn it into a plain zero cluster (with
+ * extended L2 an unallocated one, its zero bits kept).  *fixed is the
+ * new descriptor.  Returns 1 when repaired (the cluster is no longer
+ * referenced), 0, or -errno. */
 static int coroutine_fn misaligned_entry(struct blk_node *bs,
                                          struct blk_check_result *res,
                                          uint64_t l2_offset, uint32_t i,
-                                         uint64_t l2_entry, unsigned fix,
-                                         bool active)
+                                         uint64_t l2_entry, uint64_t bitmap,
+                                         unsigned fix, bool active,
+                                         uint64_t *fixed)
 {
+    struct qcow2_state *s = bs->opaque;
     uint64_t offset = l2_entry & QCOW2_L2E_OFFSET_MASK;
+    bool has_data = s->extended_l2 ? (bitmap & QCOW2_L2_BITMAP_ALL_ALLOC)
+                                   : !(l2_entry & QCOW2_OFLAG_ZERO);
     int ret;
 
     res->corruptions++;
-    if (!(l2_entry & QCOW2_OFLAG_ZERO)) {
+    if (has_data) {
         qcow2_check_report(res, "ERROR offset=%" PRIx64 ": Data cluster is "
                            "not properly aligned; L2 entry corrupted.",
                            offset);
@@ -107,15 +213,16 @@ static int coroutine_fn misaligned_entry(struct blk_node *bs,
     if (!(fix & BLK_FIX_ERRORS)) {
         return 0;
     }
+    *fixed = s->extended_l2 ? 0 : QCOW2_OFLAG_ZERO;
     ret = qcow2_check_overlap(bs, active ? QCOW2_OL_ACTIVE_L2
-                                                   : QCOW2_OL_INACTIVE_L2,
-                                        l2_offset + (uint64_t)i * 8, 8);
+                                         : QCOW2_OL_INACTIVE_L2,
+                              l2_offset + (uint64_t)i * s->l2e_size, 8);
     if (ret < 0) {
         qcow2_check_report(res, "ERROR: Overlap check failed");
         res->check_errors++;
         return ret;
     }
-    ret = write_l2_entry(bs, l2_offset, i, QCOW2_OFLAG_ZERO);
+    ret = write_l2_entry(bs, l2_offset, i, *fixed);
     if (ret < 0) {
         qcow2_check_report(res, "ERROR: Failed to overwrite L2 table entry: "
                            "%s", strerror(-ret));
@@ -133,15 +240,18 @@ static int coroutine_fn check_l2(struct blk_node *bs,
                                  struct blk_check_result *res,
                                  struct qcow2_imrt *t, uint64_t l2_offset,
                                  unsigned flags, unsigned fix, bool active,
-                                 uint8_t *buf, bool loaded)
+                                 uint8_t *buf, bool loaded, bool *copied_ok)
 {
     struct qcow2_state *s = bs->opaque;
     uint64_t next_contiguous = 0;
+    bool fast = !s->extended_l2 && !qcow2_has_data_file(s) &&
+                s->refcount_order == 4;
+    bool all_copied_ok = copied_ok != NULL;
     int ret = 0;
 
     if (!loaded) {
-        ret = blk_co_pread(bs->file, l2_offset, (uint64_t)s->l2_size * 8, buf,
-                           0);
+        ret = blk_co_pread(bs->file, l2_offset,
+                           (uint64_t)s->l2_size * s->l2e_size, buf, 0);
     }
     if (ret < 0) {
         qcow2_check_report(res, "ERROR: I/O error in check_refcounts_l2");
@@ -149,8 +259,34 @@ static int coroutine_fn check_l2(struct blk_node *bs,
         return ret;
     }
     for (uint32_t i = 0; i < s->l2_size; i++) {
-        uint64_t l2_entry = qcow2_ld64(buf + 8 * (size_t)i);
-        enum qcow2_cluster_type type = qcow2_cluster_type(s, l2_entry);
+        if (fast) {
+            i = scan_common(bs, res, t, buf, i, flags, &next_contiguous,
+                            &all_copied_ok);
+            if (i >= s->l2_size) {
+                break;
+            }
+        }
+        all_copied_ok = false; /* the general code: ask again later */
+        uint64_t l2_entry = qcow2_l2_entry(s, buf, i);
+        uint64_t bitmap = qcow2_l2_bitmap(s, buf, i);
+        uint64_t data = l2_entry & QCOW2_L2E_OFFSET_MASK;
+        enum qcow2_cluster_type type;
+
+        if (!l2_entry && !bitmap) {
+            continue; /* unallocated: nothing to count or check */
+        }
+        if (!(l2_entry & ~(QCOW2_OFLAG_COPIED | QCOW2_L2E_OFFSET_MASK)) &&
+            data && !qcow2_offset_into_cluster(s, data) &&
+            !((bitmap >> 32) & bitmap)) {
+            /* the common case, decided without the general checks: an
+             * aligned data cluster with no flags or bits it must not have */
+            ret = count_data(bs, res, t, data, flags, &next_contiguous);
+            if (ret < 0) {
+                return ret;
+            }
+            continue;
+        }
+        type = qcow2_cluster_type(s, l2_entry);
 
         if (type != QCOW2_CLUSTER_COMPRESSED &&
             (l2_entry & L2E_STD_RESERVED_MASK)) {
@@ -171,6 +307,20 @@ static int coroutine_fn check_l2(struct blk_node *bs,
                 l2_entry &= ~QCOW2_OFLAG_COPIED;
                 res->corruptions++;
             }
+            if (qcow2_has_data_file(s)) {
+                qcow2_check_report(res, "ERROR compressed cluster %" PRIu32
+                                   " with data file, entry=0x%" PRIx64, i,
+                                   l2_entry);
+                res->corruptions++;
+                break;
+            }
+            if (bitmap) {
+                qcow2_check_report(res, "ERROR compressed cluster %" PRIu32
+                                   " with non-zero subcluster allocation "
+                                   "bitmap, entry=0x%" PRIx64, i, l2_entry);
+                res->corruptions++;
+                break;
+            }
             qcow2_compressed_range(s, l2_entry, &coffset, &csize);
             ret = qcow2_imrt_inc(bs, res, t, coffset, csize);
             if (ret < 0) {
@@ -187,133 +337,47 @@ static int coroutine_fn check_l2(struct blk_node *bs,
         }
         case QCOW2_CLUSTER_ZERO_ALLOC:
         case QCOW2_CLUSTER_NORMAL: {
-            uint64_t offset = l2_entry & QCOW2_L2E_OFFSET_MASK;
+            uint64_t offset = l2_entry & QCOW2_L2E_OFFSET_MASK, fixed;
 
+            if ((bitmap >> 32) & bitmap) {
+                res->corruptions++;
+                qcow2_check_report(res, "ERROR offset=%" PRIx64 ": Allocated "
+                                   "cluster has corrupted subcluster "
+                                   "allocation bitmap", offset);
+            }
             if (qcow2_offset_into_cluster(s, offset)) {
-                ret = misaligned_entry(bs, res, l2_offset, i, l2_entry, fix,
-                                       active);
+                ret = misaligned_entry(bs, res, l2_offset, i, l2_entry,
+                                       bitmap, fix, active, &fixed);
                 if (ret < 0) {
                     return ret;
                 }
                 if (ret > 0) {
                     /* the saved copy shows what the file has now */
-                    qcow2_st64(buf + 8 * (size_t)i, QCOW2_OFLAG_ZERO);
+                    qcow2_set_l2_entry(s, buf, i, fixed);
                     continue;
                 }
             }
-            if (flags & CHECK_FRAG_INFO) {
-                res->allocated_clusters++;
-                if (next_contiguous && offset != next_contiguous) {
-                    res->fragmented_clusters++;
-                }
-                next_contiguous = offset + s->cluster_size;
-            }
-            if (imrt_inc_fast(bs, t, offset)) {
-                break;
-            }
-            ret = qcow2_imrt_inc(bs, res, t, offset, s->cluster_size);
+            ret = count_data(bs, res, t, offset, flags, &next_contiguous);
             if (ret < 0) {
                 return ret;
             }
             break;
         }
         case QCOW2_CLUSTER_ZERO_PLAIN:
+            break;
         case QCOW2_CLUSTER_UNALLOCATED:
+            if (bitmap & QCOW2_L2_BITMAP_ALL_ALLOC) {
+                res->corruptions++;
+                qcow2_check_report(res, "ERROR: Unallocated cluster has "
+                                   "non-zero subcluster allocation map");
+            }
             break;
         }
     }
+    if (copied_ok) {
+        *copied_ok = all_copied_ok;
+    }
     return 0;
-}
-
-/* Reading the active L2 tables ahead, several at a time. */
-struct prefetch {
-    struct blk_node *bs;
-    struct qcow2_imrt *t;
-    bool *loaded;
-    uint32_t next;
-    int running;
-    struct coroutine *waiter;
-};
-
-static void coroutine_fn prefetch_task(void *opaque)
-{
-    struct prefetch *p = opaque;
-    struct qcow2_state *s = p->bs->opaque;
-
-    while (p->next < p->t->l2_saved_n + p->t->rb_saved_n) {
-        uint32_t i = p->next++;
-
-        if (i >= p->t->l2_saved_n) {
-            uint32_t k = i - p->t->l2_saved_n;
-            uint64_t off = s->refcount_table[k] & QCOW2_REFT_OFFSET_MASK;
-
-            if (p->t->rb_saved[k] &&
-                blk_co_pread(p->bs->file, off, s->cluster_size,
-                             p->t->rb_saved[k], 0) < 0) {
-                free(p->t->rb_saved[k]);
-                p->t->rb_saved[k] = NULL;
-            }
-        } else if (p->t->l2_saved[i]) {
-            uint64_t off = p->t->l2_saved_l1[i] & QCOW2_L1E_OFFSET_MASK;
-            p->loaded[i] = blk_co_pread(p->bs->file, off,
-                                        (uint64_t)s->l2_size * 8,
-                                        p->t->l2_saved[i], 0) >= 0;
-        }
-    }
-    if (--p->running == 0 && p->waiter) {
-        coroutine_wake(p->waiter);
-    }
-}
-
-/* Keep (and read ahead) the L2 tables of the active L1 table l1. */
-static void coroutine_fn prefetch_l2(struct blk_node *bs,
-                                     struct qcow2_imrt *t, const uint8_t *l1,
-                                     uint32_t l1_size, bool *loaded)
-{
-    struct qcow2_state *s = bs->opaque;
-    struct prefetch p = {bs, t, loaded, 0, PREFETCH_TASKS, NULL};
-
-    if (!t->l2_saved) {
-        t->l2_saved = xzalloc(sizeof(*t->l2_saved) * l1_size);
-        t->l2_saved_l1 = xzalloc(sizeof(*t->l2_saved_l1) * l1_size);
-        t->l2_saved_n = l1_size;
-    }
-    for (uint32_t i = 0; i < t->l2_saved_n; i++) {
-        uint64_t e = qcow2_ld64(l1 + 8 * (size_t)i);
-
-        t->l2_saved_l1[i] = e;
-        if (!(e & QCOW2_L1E_OFFSET_MASK)) {
-            continue;
-        }
-        if (!t->l2_saved[i] && t->l2_saved_bytes < L2_SAVED_MAX) {
-            t->l2_saved[i] = xmalloc((size_t)s->l2_size * 8);
-            t->l2_saved_bytes += (uint64_t)s->l2_size * 8;
-        }
-    }
-    if (bs->read_only && !t->rb_saved) {
-        /* the refblocks the comparison will want, read in the same batch */
-        uint64_t n = MIN((uint64_t)s->refcount_table_size,
-                         DIV_ROUND_UP((uint64_t)t->size, s->refblock_size));
-        t->rb_saved = xzalloc(sizeof(*t->rb_saved) * (n ? n : 1));
-        t->rb_saved_n = n;
-        for (uint32_t k = 0; k < n; k++) {
-            uint64_t e = s->refcount_table[k];
-            uint64_t off = e & QCOW2_REFT_OFFSET_MASK;
-
-            if (off && off == e && !qcow2_offset_into_cluster(s, off) &&
-                off < bs->file->size && t->l2_saved_bytes < L2_SAVED_MAX) {
-                t->rb_saved[k] = xmalloc(s->cluster_size);
-                t->l2_saved_bytes += s->cluster_size;
-            }
-        }
-    }
-    for (int i = 0; i < PREFETCH_TASKS; i++) {
-        coroutine_enter(coroutine_create(prefetch_task, &p));
-    }
-    if (p.running > 0) {
-        p.waiter = coroutine_self();
-        coroutine_yield();
-    }
 }
 
 /* Count an L1 table, its L2 tables and what they reference (QEMU's
@@ -342,17 +406,26 @@ static int coroutine_fn check_l1(struct blk_node *bs,
         res->check_errors++;
         return -ENOMEM;
     }
-    ret = blk_co_pread(bs->file, l1_offset, bytes, l1, 0);
+    if (active && bs->read_only && l1_offset == s->l1_table_offset &&
+        l1_size == s->l1_size) {
+        /* nothing can have changed the table read at open */
+        for (uint32_t i = 0; i < l1_size; i++) {
+            qcow2_st64(l1 + 8 * (size_t)i, s->l1_table[i]);
+        }
+        ret = 0;
+    } else {
+        ret = blk_co_pread(bs->file, l1_offset, bytes, l1, 0);
+    }
     if (ret < 0) {
         qcow2_check_report(res, "ERROR: I/O error in check_refcounts_l1");
         res->check_errors++;
         free(l1);
         return ret;
     }
-    l2buf = xmalloc((size_t)s->l2_size * 8);
+    l2buf = xmalloc((size_t)s->l2_size * s->l2e_size);
     loaded = xzalloc(l1_size);
     if (active) {
-        prefetch_l2(bs, t, l1, l1_size, loaded);
+        qcow2_check_prefetch(bs, t, l1, l1_size, loaded);
     }
     for (uint32_t i = 0; i < l1_size; i++) {
         uint64_t e = qcow2_ld64(l1 + 8 * (size_t)i), l2_offset;
@@ -381,7 +454,9 @@ static int coroutine_fn check_l1(struct blk_node *bs,
             buf = t->l2_saved[i];
         }
         ret = check_l2(bs, res, t, l2_offset, flags, fix, active, buf,
-                       loaded[i]);
+                       loaded[i],
+                       active && t->l2_copied_ok && buf == t->l2_saved[i]
+                           ? &t->l2_copied_ok[i] : NULL);
         if (ret < 0) {
             break;
         }
@@ -390,101 +465,6 @@ static int coroutine_fn check_l1(struct blk_node *bs,
     free(l2buf);
     free(l1);
     return ret < 0 ? ret : 0;
-}
-
-/* Account for the refcount blocks and check their table entries (QEMU's
- * check_refblocks): broken entries ask for a rebuild; a refblock past the
- * end of the file is repaired by growing the file. */
-static int coroutine_fn check_refblocks(struct blk_node *bs,
-                                        struct blk_check_result *res,
-                                        unsigned fix, bool *rebuild,
-                                        struct qcow2_imrt *t)
-{
-    struct qcow2_state *s = bs->opaque;
-    int ret;
-
-    for (uint32_t i = 0; i < s->refcount_table_size; i++) {
-        uint64_t offset = s->refcount_table[i] & QCOW2_REFT_OFFSET_MASK;
-        uint64_t cluster = offset >> s->cluster_bits;
-
-        if (s->refcount_table[i] & REFT_RESERVED_MASK) {
-            qcow2_check_report(res, "ERROR refcount table entry %" PRIu32
-                               " has reserved bits set", i);
-            res->corruptions++;
-            *rebuild = true;
-            continue;
-        }
-        if (qcow2_offset_into_cluster(s, offset)) {
-            qcow2_check_report(res, "ERROR refcount block %" PRIu32 " is not "
-                               "cluster aligned; refcount table entry "
-                               "corrupted", i);
-            res->corruptions++;
-            *rebuild = true;
-            continue;
-        }
-        if ((int64_t)cluster >= t->size) {
-            res->corruptions++;
-            qcow2_check_report(res, "%s refcount block %" PRIu32 " is "
-                               "outside image",
-                               fix & BLK_FIX_ERRORS ? "Repairing" : "ERROR",
-                               i);
-            if (fix & BLK_FIX_ERRORS) {
-                ret = -EINVAL;
-                if (offset <= INT64_MAX - s->cluster_size) {
-                    struct strata_error *err = NULL;
-
-                    ret = blk_co_truncate(bs->file, offset + s->cluster_size,
-                                          false, BLK_PREALLOC_OFF, &err);
-                    if (ret < 0) {
-                        qcow2_check_error(res, "%s", error_msg(err, ret));
-                        strata_error_free(err);
-                    }
-                }
-                if (ret >= 0) {
-                    int64_t n = qcow2_size_to_clusters(s, bs->file->size);
-                    if (n > t->size) {
-                        ret = qcow2_imrt_resize(s, t, n);
-                        if (ret < 0) {
-                            res->check_errors++;
-                            return ret;
-                        }
-                    }
-                    if ((int64_t)cluster >= n) {
-                        ret = -EINVAL;
-                    }
-                }
-                if (ret >= 0) {
-                    res->corruptions--;
-                    res->corruptions_fixed++;
-                    ret = qcow2_imrt_inc(bs, res, t, offset, s->cluster_size);
-                    if (ret < 0) {
-                        return ret;
-                    }
-                    continue;
-                }
-                *rebuild = true;
-                qcow2_check_report(res, "ERROR could not resize image: %s",
-                                   strerror(-ret));
-            }
-            continue;
-        }
-        if (offset) {
-            uint64_t rc;
-
-            ret = qcow2_imrt_inc(bs, res, t, offset, s->cluster_size);
-            if (ret < 0) {
-                return ret;
-            }
-            rc = qcow2_imrt_get(s, t->table, cluster);
-            if (rc != 1) {
-                qcow2_check_report(res, "ERROR refcount block %" PRIu32
-                                   " refcount=%" PRIu64, i, rc);
-                res->corruptions++;
-                *rebuild = true;
-            }
-        }
-    }
-    return 0;
 }
 
 /* Count every reference of the image into t. */
@@ -544,7 +524,7 @@ int coroutine_fn qcow2_check_calculate(struct blk_node *bs,
     if (ret < 0) {
         return ret;
     }
-    return check_refblocks(bs, res, fix, rebuild, t);
+    return qcow2_check_refblocks(bs, res, fix, rebuild, t);
 }
 
 /* Is the refblock starting at cluster `first` equal to its slice of the
@@ -721,15 +701,13 @@ static int coroutine_fn check_refcounts(struct blk_node *bs,
     res->image_end_offset = (highest_cluster + 1) * s->cluster_size;
     ret = 0;
 out:
-    for (uint32_t i = 0; i < t.l2_saved_n; i++) {
-        free(t.l2_saved[i]);
+    if (t.arena) {
+        munmap(t.arena, t.arena_bytes);
     }
     free(t.l2_saved);
     free(t.l2_saved_l1);
-    for (uint32_t i = 0; i < t.rb_saved_n; i++) {
-        free(t.rb_saved[i]);
-    }
     free(t.rb_saved);
+    free(t.l2_copied_ok);
     free(t.table);
     return ret;
 }

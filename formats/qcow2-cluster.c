@@ -24,6 +24,11 @@ enum qcow2_cluster_type qcow2_cluster_type(const struct qcow2_state *s,
                                                   : QCOW2_CLUSTER_ZERO_PLAIN;
     }
     if (!(l2_entry & QCOW2_L2E_OFFSET_MASK)) {
+        /* offset 0 is a real place in a data file, where every cluster
+         * has OFLAG_COPIED (QEMU tells them apart the same way) */
+        if (qcow2_has_data_file(s) && (l2_entry & QCOW2_OFLAG_COPIED)) {
+            return QCOW2_CLUSTER_NORMAL;
+        }
         return QCOW2_CLUSTER_UNALLOCATED;
     }
     return QCOW2_CLUSTER_NORMAL;
@@ -193,6 +198,12 @@ int coroutine_fn qcow2_get_host_offset(struct blk_node *bs, uint64_t offset,
                                            l2_index);
         }
         *host = hc + in_cluster;
+    }
+    ret = qcow2_datafile_check_entry(bs, entry, offset - in_cluster,
+                                     l2_offset, l2_index);
+    if (ret < 0) {
+        qcow2_cache_put(s->l2_cache, &l2);
+        return ret;
     }
     if (s->extended_l2) {
         int t = ext_run(s, l2, l2_index, in_cluster, needed, &avail);
@@ -639,6 +650,9 @@ again:
         }
         if (all_normal) {
             qcow2_cache_put(s->l2_cache, &l2);
+            if (qcow2_has_data_file(s)) {
+                return 0; /* nothing but data in the data file */
+            }
             return qcow2_pre_write_overlap_check(bs, 0, *host, *bytes);
         }
         m = xzalloc(sizeof(*m));
@@ -651,7 +665,12 @@ again:
             }
         }
         int64_t off = 0, got = 0;
-        if (hint) {
+        if (qcow2_has_data_file(s)) {
+            /* QEMU: data file clusters at their guest offsets, with no
+             * refcounts; the raw layout of data_file_raw comes free */
+            got = n;
+            off = (int64_t)cluster_start;
+        } else if (hint) {
             /* continue where the request's previous part went (QEMU) */
             got = qcow2_alloc_clusters_at(bs, hint, n);
             if (got > 0) {
@@ -695,8 +714,11 @@ again:
     }
     qcow2_cache_put(s->l2_cache, &l2);
 
-    ret = qcow2_pre_write_overlap_check(bs, 0, m->host_offset,
-                                        m->nb_clusters << s->cluster_bits);
+    ret = qcow2_has_data_file(s)
+              ? 0
+              : qcow2_pre_write_overlap_check(bs, 0, m->host_offset,
+                                              m->nb_clusters
+                                                  << s->cluster_bits);
     if (ret < 0) {
         if (!m->keep_old) {
             qcow2_free_clusters(bs, m->host_offset,
@@ -769,7 +791,8 @@ int coroutine_fn qcow2_alloc_link_l2(struct blk_node *bs,
     }
     qcow2_cache_mark_dirty(s->l2_cache, l2);
     qcow2_cache_put(s->l2_cache, &l2);
-    if (!m->keep_old) {
+    /* data file clusters stay where they are: nothing to release */
+    if (!m->keep_old && !qcow2_has_data_file(s)) {
         for (uint64_t i = 0; i < m->nb_clusters; i++) {
             qcow2_free_any_cluster(bs, old[i], QCOW2_DISCARD_NEVER);
         }
@@ -790,7 +813,7 @@ void coroutine_fn qcow2_alloc_abort(struct blk_node *bs,
 {
     struct qcow2_state *s = bs->opaque;
 
-    if (!m->keep_old) {
+    if (!m->keep_old && !qcow2_has_data_file(s)) {
         qcow2_free_clusters(bs, m->host_offset,
                             m->nb_clusters << s->cluster_bits,
                             QCOW2_DISCARD_ALWAYS);

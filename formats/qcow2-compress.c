@@ -386,6 +386,9 @@ int coroutine_fn qcow2_co_pwritev_compressed(struct blk_node *bs,
     struct multi_req r = {bs, offset, bytes, qiov, 0, 0, 0, NULL, false};
     int tasks;
 
+    if (qcow2_has_data_file(s)) {
+        return -ENOTSUP; /* as QEMU: nowhere to put them */
+    }
     if (qcow2_offset_into_cluster(s, offset) ||
         (qcow2_offset_into_cluster(s, bytes) && offset + bytes != bs->size)) {
         return -EINVAL;

@@ -63,6 +63,8 @@ struct create_params {
     bool extended_l2;
     enum blk_prealloc prealloc;
     const char *backing_file, *backing_fmt;
+    const char *data_file;  /* as given (recorded in the image), or NULL */
+    bool data_file_raw;
     struct qcow2_crypto_create crypto; /* crypto */
 };
 
@@ -184,6 +186,14 @@ static int parse_params(struct blk_opts *opts, struct create_params *p,
     if (data_raw && !data_file) {
         return error_setg(errp, -EINVAL, "data-file-raw requires data-file");
     }
+    if (data_raw && p->backing_file) {
+        return error_setg(errp, -EINVAL, "Backing file and data-file-raw "
+                          "cannot be used at the same time");
+    }
+    if (data_raw && p->prealloc == BLK_PREALLOC_OFF) {
+        /* QEMU: the L2 tables map the raw file 1:1 from the start */
+        p->prealloc = BLK_PREALLOC_METADATA;
+    }
     if (data_file && p->version < 3) {
         return error_setg(errp, -EINVAL, "External data files are only "
                           "supported with compatibility level 1.1 and above "
@@ -212,11 +222,12 @@ static int parse_params(struct blk_opts *opts, struct create_params *p,
         return ret;
     }
     p->extended_l2 = extl2;
-    /* not in this version yet */
-    if (data_file) {
-        return error_setg(errp, -ENOTSUP, "qcow2 images with an external data "
-                          "file (data_file) cannot be created yet");
+    if (data_file && !data_file[0]) {
+        return error_setg(errp, -EINVAL, "The data file name must not be "
+                          "empty");
     }
+    p->data_file = data_file;
+    p->data_file_raw = data_raw;
     return 0;
 }
 
@@ -252,7 +263,11 @@ static int write_skeleton(const char *filename, const struct create_params *p,
     }
     qcow2_st64(buf + 72, (p->compression_type != QCOW2_COMPRESSION_ZLIB
                           ? QCOW2_INCOMPAT_COMPRESSION : 0) |
-                         (p->extended_l2 ? QCOW2_INCOMPAT_EXTL2 : 0));
+                         (p->extended_l2 ? QCOW2_INCOMPAT_EXTL2 : 0) |
+                         (p->data_file ? QCOW2_INCOMPAT_DATA_FILE : 0));
+    if (p->data_file_raw) {
+        qcow2_st64(buf + 88, QCOW2_AUTOCLEAR_DATA_FILE_RAW);
+    }
     qcow2_st64(buf + cs, 2 * (uint64_t)cs); /* its block at cluster 2 */
     ret = blk_pwrite(file, 0, 3 * (uint64_t)cs, buf, 0);
     if (ret < 0) {
@@ -282,6 +297,9 @@ static void coroutine_fn create_entry(void *opaque)
     int ret;
 
     co_mutex_lock(&s->lock);
+    if (p->data_file) {
+        s->image_data_file = xstrdup(p->data_file);
+    }
     off = qcow2_alloc_clusters(bs, 3 * (uint64_t)s->cluster_size);
     if (off < 0) {
         ret = error_setg_errno(c->errp, (int)off, "Could not allocate "
@@ -329,6 +347,28 @@ out:
     c->done = true;
 }
 
+/* The data file as QEMU creates it: a raw file of the virtual size, with
+ * the preallocation asked for (metadata: none, only the image maps it). */
+static int create_data_file(const char *name, struct blk_opts *opts,
+                            const struct create_params *p,
+                            struct strata_error **errp)
+{
+    struct blk_opts *fopts = opts_new();
+    int ret;
+
+    opts_set_uint(fopts, "size", p->size);
+    if (p->prealloc == BLK_PREALLOC_FALLOC ||
+        p->prealloc == BLK_PREALLOC_FULL) {
+        opts_set(fopts, "preallocation", blk_prealloc_name(p->prealloc));
+    }
+    if (opts_has(opts, "nocow")) {
+        opts_set(fopts, "nocow", opts_get(opts, "nocow"));
+    }
+    ret = blk_create_file(name, fopts, errp);
+    opts_free(fopts);
+    return ret;
+}
+
 /* Validate, write the skeleton, then finish through an open image. */
 int qcow2_create(const char *filename, struct blk_opts *opts,
                  struct strata_error **errp)
@@ -336,6 +376,7 @@ int qcow2_create(const char *filename, struct blk_opts *opts,
     struct create_params p;
     struct blk_opts *fopts, *o;
     struct blk_node *bs;
+    char *data_name = NULL;
     int ret;
 
     ret = parse_params(opts, &p, errp);
@@ -360,10 +401,22 @@ int qcow2_create(const char *filename, struct blk_opts *opts,
     if (ret < 0) {
         return ret;
     }
+    if (p.data_file) {
+        data_name = blk_resolve_backing_name(filename, p.data_file);
+        ret = create_data_file(data_name, opts, &p, errp);
+        if (ret < 0) {
+            free(data_name);
+            return ret;
+        }
+    }
 
     o = opts_new();
     opts_set(o, "driver", "qcow2");
     opts_set(o, "file.driver", blk_find_protocol(filename)->name);
+    if (data_name) {
+        opts_set(o, "data-file", data_name);
+        free(data_name);
+    }
     ret = blk_open(&bs, filename, o, BLK_O_RDWR | BLK_O_CREATE |
                    BLK_O_NO_BACKING | BLK_O_NO_FLUSH, errp);
     opts_free(o);

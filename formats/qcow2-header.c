@@ -140,6 +140,13 @@ static int coroutine_fn read_extensions(struct blk_node *bs, uint64_t start,
                 data = NULL;
             }
             break;
+        case QCOW2_EXT_DATA_FILE:
+            if (keep) {
+                free(s->image_data_file);
+                s->image_data_file = (char *)data;
+                data = NULL;
+            }
+            break;
         case QCOW2_EXT_FEATURE_TABLE:
             if (feature_table && !*feature_table) {
                 *feature_table = data;
@@ -289,10 +296,6 @@ static int check_features(struct blk_node *bs, struct qcow2_header *h,
     if (h->crypt_method > 2) { /* crypto */
         return error_setg(errp, -EINVAL, "Unsupported encryption method: %u",
                           h->crypt_method);
-    }
-    if (incompat & QCOW2_INCOMPAT_DATA_FILE) {
-        return error_setg(errp, -ENOTSUP, "qcow2 images with an external "
-                          "data file are not supported yet");
     }
     if ((incompat & QCOW2_INCOMPAT_EXTL2) && h->cluster_bits < 14) {
         return error_setg(errp, -EINVAL, "Extended L2 entries are only "
@@ -476,6 +479,10 @@ int coroutine_fn qcow2_do_open(struct blk_node *bs, struct blk_opts *opts,
     if (ret < 0) {
         return ret;
     }
+    ret = qcow2_datafile_open(bs, opts, errp);
+    if (ret < 0) {
+        return ret;
+    }
     ret = qcow2_crypto_open(bs, opts, errp); /* crypto */
     if (ret < 0) {
         return ret;
@@ -488,9 +495,11 @@ int coroutine_fn qcow2_do_open(struct blk_node *bs, struct blk_opts *opts,
     if (ret < 0) {
         return ret;
     }
-    /* we maintain none of the autoclear features: a writer clears them */
-    if (!bs->read_only && s->autoclear_features) {
-        s->autoclear_features = 0;
+    /* a writer clears the autoclear features it does not maintain: all
+     * but data_file_raw (its data file stays a valid raw image) */
+    if (!bs->read_only &&
+        (s->autoclear_features & ~QCOW2_AUTOCLEAR_DATA_FILE_RAW)) {
+        s->autoclear_features &= QCOW2_AUTOCLEAR_DATA_FILE_RAW;
         ret = qcow2_update_header(bs);
         if (ret < 0) {
             return error_setg_errno(errp, ret, "Could not update qcow2 "
@@ -590,6 +599,11 @@ int coroutine_fn qcow2_update_header(struct blk_node *bs)
         !add_ext(buf, size, &pos, QCOW2_EXT_BACKING_FORMAT,
                  s->image_backing_format,
                  (uint32_t)strlen(s->image_backing_format))) {
+        goto out;
+    }
+    if (qcow2_has_data_file(s) && s->image_data_file &&
+        !add_ext(buf, size, &pos, QCOW2_EXT_DATA_FILE, s->image_data_file,
+                 (uint32_t)strlen(s->image_data_file))) {
         goto out;
     }
     /* as QEMU: small clusters keep their room for the backing name */

@@ -163,7 +163,7 @@ static int coroutine_fn read_old_ext(struct blk_node *bs, uint64_t l2_entry,
         switch (t) {
         case QCOW2_CLUSTER_NORMAL:
             host = (l2_entry & QCOW2_L2E_OFFSET_MASK) + pos;
-            ret = blk_co_preadv(bs->file, host, n, &part, 0);
+            ret = blk_co_preadv(qcow2_data_child(bs), host, n, &part, 0);
             if (ret >= 0 && s->crypto) { /* crypto */
                 ret = qcow2_crypto_decrypt(bs, host, cluster + pos, n, &part);
             }
@@ -202,7 +202,7 @@ static int coroutine_fn read_old(struct blk_node *bs, uint64_t l2_entry,
     case QCOW2_CLUSTER_UNALLOCATED:
         return blk_co_read_backing(bs, cluster + off, len, q);
     case QCOW2_CLUSTER_NORMAL:
-        ret = blk_co_preadv(bs->file,
+        ret = blk_co_preadv(qcow2_data_child(bs),
                             (l2_entry & QCOW2_L2E_OFFSET_MASK) + off, len, q,
                             0);
         if (ret >= 0 && s->crypto) { /* crypto */
@@ -235,6 +235,9 @@ int coroutine_fn qcow2_co_preadv(struct blk_node *bs, uint64_t offset,
     uint64_t done = 0;
     int ret = 0;
 
+    if (qcow2_data_missing(s)) {
+        return -ENOMEDIUM; /* opened without its data file */
+    }
     blk_iov_init(&part, qiov->niov);
     while (done < bytes) {
         uint64_t cur = bytes - done, host, entry, pos = offset + done;
@@ -250,7 +253,7 @@ int coroutine_fn qcow2_co_preadv(struct blk_node *bs, uint64_t offset,
         blk_iov_concat(&part, qiov, done, cur);
         switch (ret) {
         case QCOW2_CLUSTER_NORMAL:
-            ret = blk_co_preadv(bs->file, host, cur, &part, 0);
+            ret = blk_co_preadv(qcow2_data_child(bs), host, cur, &part, 0);
             if (ret >= 0 && s->crypto) { /* crypto */
                 ret = qcow2_crypto_decrypt(bs, host, pos, cur, &part);
             }
@@ -294,8 +297,10 @@ static int coroutine_fn write_with_cow(struct blk_node *bs,
     int ret = 0;
 
     if (!head && !tail) { /* crypto: the guest offset for AES IVs */
-        return qcow2_crypto_pwritev(bs, bs->file, host, m->guest_offset +
-                                    (host - m->host_offset), bytes, data);
+        return qcow2_crypto_pwritev(bs, qcow2_data_child(bs), host,
+                                    m->guest_offset +
+                                        (host - m->host_offset),
+                                    bytes, data);
     }
     /* the data starts at in_cluster of the first cluster; the tail
      * follows it (up to the cluster end, unless subclusters end it) */
@@ -322,7 +327,8 @@ static int coroutine_fn write_with_cow(struct blk_node *bs,
         if (tail) {
             blk_iov_add(&q, tbuf, tail);
         }
-        ret = qcow2_crypto_pwritev(bs, bs->file, host - head, /* crypto */
+        ret = qcow2_crypto_pwritev(bs, qcow2_data_child(bs),
+                                   host - head, /* crypto */
                                    m->guest_offset + (host - head -
                                                       m->host_offset),
                                    head + bytes + tail, &q);
@@ -361,7 +367,7 @@ int coroutine_fn qcow2_perform_cow(struct blk_node *bs, struct qcow2_alloc *m)
         ret = read_old(bs, m->old_first, m->old_first_bitmap,
                        m->guest_offset, head_off, m->cow_head, &q);
         if (ret >= 0) {
-            ret = qcow2_crypto_pwritev(bs, bs->file,
+            ret = qcow2_crypto_pwritev(bs, qcow2_data_child(bs),
                                        m->host_offset + head_off,
                                        m->guest_offset + head_off,
                                        m->cow_head, &q); /* crypto */
@@ -374,7 +380,7 @@ int coroutine_fn qcow2_perform_cow(struct blk_node *bs, struct qcow2_alloc *m)
         ret = read_old(bs, m->old_last, m->old_last_bitmap, last, tail_off,
                        m->cow_tail, &q);
         if (ret >= 0) {
-            ret = qcow2_crypto_pwritev(bs, bs->file, tail_host,
+            ret = qcow2_crypto_pwritev(bs, qcow2_data_child(bs), tail_host,
                                        last + tail_off, m->cow_tail,
                                        &q); /* crypto */
         }
@@ -395,6 +401,9 @@ int coroutine_fn qcow2_co_pwritev(struct blk_node *bs, uint64_t offset,
     uint64_t done = 0, hint = 0;
     int ret = 0;
 
+    if (qcow2_data_missing(s)) {
+        return -ENOMEDIUM; /* opened without its data file */
+    }
     blk_iov_init(&part, qiov->niov);
     while (done < bytes) {
         uint64_t cur = bytes - done, host;
@@ -419,8 +428,9 @@ int coroutine_fn qcow2_co_pwritev(struct blk_node *bs, uint64_t offset,
             }
             co_mutex_unlock(&s->lock);
         } else {
-            ret = qcow2_crypto_pwritev(bs, bs->file, host, offset + done,
-                                       cur, &part); /* crypto */
+            ret = qcow2_crypto_pwritev(bs, qcow2_data_child(bs), host,
+                                       offset + done, cur,
+                                       &part); /* crypto */
         }
         if (ret < 0) {
             break;
@@ -433,6 +443,8 @@ int coroutine_fn qcow2_co_pwritev(struct blk_node *bs, uint64_t offset,
 }
 
 /* ---- write zeroes ---- */
+
+static int coroutine_fn detect_metadata_preallocation(struct blk_node *bs);
 
 /* Does the whole guest cluster at `cluster` read as zeroes already? */
 static int coroutine_fn cluster_reads_zero(struct blk_node *bs,
@@ -451,9 +463,22 @@ static int coroutine_fn cluster_reads_zero(struct blk_node *bs,
     if (ret == QCOW2_CLUSTER_NORMAL && s->crypto) {
         return 0; /* crypto: a hole in the file is not zeroes here */
     }
+    if (ret == QCOW2_CLUSTER_NORMAL && qcow2_has_data_file(s)) {
+        /* QEMU's block status looks into a data file only when it
+         * guessed preallocated metadata */
+        if (!s->metadata_preallocation_checked) {
+            s->metadata_preallocation =
+                detect_metadata_preallocation(bs) > 0;
+            s->metadata_preallocation_checked = true;
+        }
+        if (!s->metadata_preallocation) {
+            return 0;
+        }
+    }
     if (ret == QCOW2_CLUSTER_NORMAL) {
         /* as QEMU, which asks the file: a hole reads as zeroes */
-        ret = blk_co_block_status(bs->file, host, s->cluster_size, &pnum,
+        ret = blk_co_block_status(qcow2_data_child(bs), host, s->cluster_size,
+                                  &pnum,
                                   NULL, NULL);
         if (ret < 0) {
             return ret;
@@ -536,6 +561,9 @@ int coroutine_fn qcow2_co_pwrite_zeroes(struct blk_node *bs,
     uint64_t head_end = 0, tail_start = 0, tail_cluster = 0;
     int ret = 0;
 
+    if (qcow2_data_missing(s)) {
+        return -ENOMEDIUM; /* opened without its data file */
+    }
     if (s->version < 3 && (bs->backing || bs->backing_file)) {
         return -ENOTSUP; /* no zero flag: the core writes zeroes */
     }
@@ -599,6 +627,9 @@ int coroutine_fn qcow2_co_discard(struct blk_node *bs, uint64_t offset,
     uint64_t start = ROUND_UP(offset, cs), end = offset + bytes;
     int ret;
 
+    if (qcow2_data_missing(s)) {
+        return -ENOMEDIUM; /* opened without its data file */
+    }
     end = end == bs->size ? end : ROUND_DOWN(end, cs);
     if (start >= end) {
         return 0;
@@ -625,6 +656,14 @@ int coroutine_fn qcow2_co_flush(struct blk_node *bs)
     struct qcow2_state *s = bs->opaque;
     int ret;
 
+    /* data before the metadata that points to it (the core flushes only
+     * bs->file, which does not hold it) */
+    if (s->data_file && !s->dead) {
+        ret = blk_co_flush(s->data_file);
+        if (ret < 0) {
+            return ret;
+        }
+    }
     co_mutex_lock(&s->lock);
     /* a dead image writes nothing more; as QEMU's medium-less node, its
      * flush has nothing to do (the failed requests already said so) */
@@ -669,6 +708,9 @@ int coroutine_fn qcow2_co_block_status(struct blk_node *bs,
     uint64_t cur = bytes, host = 0, fpnum;
     int ret;
 
+    if (qcow2_data_missing(s)) {
+        return -ENOMEDIUM; /* opened without its data file */
+    }
     co_mutex_lock(&s->lock);
     if (!s->metadata_preallocation_checked && !s->dead) {
         s->metadata_preallocation = detect_metadata_preallocation(bs) > 0;
@@ -687,13 +729,14 @@ int coroutine_fn qcow2_co_block_status(struct blk_node *bs,
             return BLK_STATUS_DATA;
         }
         *map = host;
-        *file = bs->file;
+        *file = qcow2_data_child(bs);
         if (!s->metadata_preallocation) {
             return BLK_STATUS_DATA | BLK_STATUS_OFFSET_VALID;
         }
         /* as QEMU for preallocated metadata: a hole in the file reads as
          * zeroes (errors only lose that hint) */
-        ret = blk_co_block_status(bs->file, host, cur, &fpnum, NULL, NULL);
+        ret = blk_co_block_status(qcow2_data_child(bs), host, cur, &fpnum,
+                                  NULL, NULL);
         if (ret >= 0 && fpnum > 0) {
             *pnum = MIN(cur, fpnum);
         }
@@ -707,7 +750,7 @@ int coroutine_fn qcow2_co_block_status(struct blk_node *bs,
             return BLK_STATUS_ZERO;
         }
         *map = host;
-        *file = bs->file;
+        *file = qcow2_data_child(bs);
         return BLK_STATUS_ZERO | BLK_STATUS_OFFSET_VALID;
     case QCOW2_CLUSTER_ZERO_PLAIN:
         return BLK_STATUS_ZERO;
@@ -717,7 +760,7 @@ int coroutine_fn qcow2_co_block_status(struct blk_node *bs,
             return 0;
         }
         *map = host;
-        *file = bs->file;
+        *file = qcow2_data_child(bs);
         return BLK_STATUS_OFFSET_VALID;
     case QCOW2_CLUSTER_COMPRESSED:
         return BLK_STATUS_DATA | BLK_STATUS_COMPRESSED;

@@ -14,9 +14,12 @@
 /* ---- growing ---- */
 
 /* preallocation=metadata: L2 tables and data clusters are allocated and
- * entered (no data written); the file grows to cover the last one. */
+ * entered (no data written); the file grows to cover the last one.  With
+ * a data file every mode comes here (QEMU's preallocate_co): the data
+ * file grows with `prealloc` (metadata: none). */
 static int coroutine_fn preallocate_metadata(struct blk_node *bs,
                                              uint64_t offset, uint64_t end,
+                                             enum blk_prealloc prealloc,
                                              struct strata_error **errp)
 {
     struct qcow2_state *s = bs->opaque;
@@ -45,8 +48,12 @@ static int coroutine_fn preallocate_metadata(struct blk_node *bs,
         offset += cur;
         hint = qcow2_offset_into_cluster(s, host + cur) ? 0 : host + cur;
     }
-    if (host + cur > bs->file->size) {
-        ret = blk_co_truncate(bs->file, host + cur, false, BLK_PREALLOC_OFF,
+    struct blk_node *data = qcow2_data_child(bs);
+    if (host + cur > data->size) {
+        ret = blk_co_truncate(data, host + cur, false,
+                              prealloc == BLK_PREALLOC_METADATA
+                                  ? BLK_PREALLOC_OFF
+                                  : prealloc,
                               errp);
     }
     return ret;
@@ -354,10 +361,15 @@ int coroutine_fn qcow2_co_truncate(struct blk_node *bs, uint64_t size,
     uint8_t be[8];
     int ret = 0;
 
-    (void)exact; /* a qcow2 image always gets exactly the size asked */
+    /* a qcow2 image always gets exactly the size asked; `exact` only
+     * goes to a data file */
     if (size % BLK_SECTOR_SIZE) {
         return error_setg(errp, -EINVAL, "The new size must be a multiple of "
                           "512");
+    }
+    if (qcow2_data_missing(s)) {
+        return error_setg(errp, -ENOMEDIUM, "Cannot resize an image opened "
+                          "without its data file");
     }
     /* as QEMU's bdrv_co_truncate: new space must not show backing data */
     zero_new = size > old_length && bs->backing &&
@@ -392,12 +404,21 @@ int coroutine_fn qcow2_co_truncate(struct blk_node *bs, uint64_t size,
     }
     switch (prealloc) {
     case BLK_PREALLOC_OFF:
+        if (s->data_file) {
+            /* as QEMU: the data file follows the virtual size */
+            ret = blk_co_truncate(s->data_file, size, exact,
+                                  BLK_PREALLOC_OFF, errp);
+        }
         break;
     case BLK_PREALLOC_METADATA:
-        ret = preallocate_metadata(bs, old_length, size, errp);
+        ret = preallocate_metadata(bs, old_length, size, prealloc, errp);
         break;
     case BLK_PREALLOC_FALLOC:
     case BLK_PREALLOC_FULL:
+        if (qcow2_has_data_file(s)) {
+            ret = preallocate_metadata(bs, old_length, size, prealloc, errp);
+            break;
+        }
         ret = preallocate_data(bs, old_length, size, prealloc, errp);
         /* preallocated clusters are zeroed by the file */
         zero_new = zero_new && prealloc != BLK_PREALLOC_FULL;

@@ -69,7 +69,7 @@ static int coroutine_fn validate_l1(struct blk_node *bs, const uint64_t *l1,
             return error_setg_errno(errp, ret, "Could not read L2 table");
         }
         for (uint32_t j = 0; j < s->l2_size; j++) {
-            uint64_t e = qcow2_ld64((uint8_t *)l2 + 8 * (size_t)j), off, len;
+            uint64_t e = qcow2_l2_entry(s, l2, j), off, len;
             switch (qcow2_cluster_type(s, e)) {
             case QCOW2_CLUSTER_COMPRESSED:
                 qcow2_compressed_range(s, e, &off, &len);
@@ -171,8 +171,9 @@ static int coroutine_fn update_snapshot_refcount(struct blk_node *bs,
             goto out;
         }
         for (uint32_t j = 0; j < s->l2_size; j++) {
-            uint8_t *p = (uint8_t *)l2 + 8 * (size_t)j;
-            uint64_t old = qcow2_ld64(p), e = old & ~QCOW2_OFLAG_COPIED;
+            /* with extended L2 only the descriptor changes */
+            uint64_t old = qcow2_l2_entry(s, l2, j);
+            uint64_t e = old & ~QCOW2_OFLAG_COPIED;
             uint64_t off, len;
 
             switch (qcow2_cluster_type(s, e)) {
@@ -226,7 +227,7 @@ static int coroutine_fn update_snapshot_refcount(struct blk_node *bs,
                         goto out;
                     }
                 }
-                qcow2_st64(p, e);
+                qcow2_set_l2_entry(s, l2, j, e);
                 qcow2_cache_mark_dirty(s->l2_cache, l2);
             }
         }
@@ -698,4 +699,53 @@ int coroutine_fn qcow2_snapshot_list(struct blk_node *bs,
     co_mutex_unlock(&s->lock);
     *list = out;
     return (int)n;
+}
+
+/* QEMU's qcow2_snapshot_load_tmp: a read-only node switches its active L1
+ * table (in memory only) to the snapshot's; the virtual size stays. */
+int coroutine_fn qcow2_snapshot_load_tmp(struct blk_node *bs, const char *id,
+                                         const char *name,
+                                         struct strata_error **errp)
+{
+    struct qcow2_state *s = bs->opaque;
+    const struct qcow2_snapshot *sn;
+    uint64_t *l1 = NULL;
+    int index, ret;
+
+    if (!id && !name) {
+        return error_setg(errp, -EINVAL, "snapshot_id and name are both "
+                          "NULL");
+    }
+    if (!bs->read_only) {
+        return error_setg(errp, -EINVAL, "Loading a snapshot temporarily "
+                          "needs a read-only image");
+    }
+    co_mutex_lock(&s->lock);
+    index = find_by_id_and_name(s, id, name);
+    if (index < 0) {
+        ret = error_setg(errp, -ENOENT, "Can't find snapshot");
+        goto out;
+    }
+    sn = &s->snapshots[index];
+    if ((uint64_t)sn->l1_size * 8 > QCOW2_MAX_L1_SIZE) {
+        ret = error_setg(errp, -EFBIG, "Snapshot L1 table too large");
+        goto out;
+    }
+    if (qcow2_offset_into_cluster(s, sn->l1_offset) ||
+        sn->l1_offset + (uint64_t)sn->l1_size * 8 > bs->file->size) {
+        ret = error_setg(errp, -EINVAL, "Snapshot L1 table offset invalid");
+        goto out;
+    }
+    ret = read_sn_l1(bs, sn->l1_offset, sn->l1_size, sn->l1_size, &l1);
+    if (ret < 0) {
+        error_setg_errno(errp, ret, "Failed to read l1 table for snapshot");
+        goto out;
+    }
+    free(s->l1_table);
+    s->l1_table = l1;
+    s->l1_size = sn->l1_size;
+    s->l1_table_offset = sn->l1_offset;
+out:
+    co_mutex_unlock(&s->lock);
+    return ret < 0 ? ret : 0;
 }

@@ -55,7 +55,7 @@ static int coroutine_fn rewrite_entries(struct blk_node *bs, uint64_t offset,
             l2_set(l2, l2_index + i, new);
             qcow2_set_l2_bitmap(s, l2, l2_index + i, bitmap);
             if (free_old) {
-                qcow2_free_any_cluster(bs, old, type);
+                qcow2_free_data_cluster(bs, old, type);
             }
         }
         qcow2_cache_put(s->l2_cache, &l2);
@@ -89,6 +89,15 @@ int coroutine_fn qcow2_cluster_zeroize(struct blk_node *bs, uint64_t offset,
 {
     struct qcow2_state *s = bs->opaque;
 
+    if (s->data_file_raw && s->data_file && offset < bs->size) {
+        /* as QEMU: the raw data file reads as zeroes there first */
+        int ret = blk_co_pwrite_zeroes(s->data_file, offset,
+                                       MIN(bytes, bs->size - offset),
+                                       flags & BLK_REQ_MAY_UNMAP);
+        if (ret < 0) {
+            return ret;
+        }
+    }
     if (s->version < 3) {
         /* no zero flag before v3, but without a backing file unallocated
          * clusters read as zeroes */

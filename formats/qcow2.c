@@ -200,11 +200,6 @@ int qcow2_parse_options(struct blk_node *bs, struct blk_opts *opts,
         return ret;
     }
     opts_get(opts, "encrypt.key-secret"); /* nothing to decrypt */
-    if (opts_has(opts, "data-file")) {
-        opts_get(opts, "data-file");
-        return error_setg(errp, -EINVAL, "'data-file' can only be set for "
-                          "images with an external data file");
-    }
     s->l2_cache = qcow2_cache_create((int)l2_tables, s->cluster_size,
                                      QCOW2_OL_ACTIVE_L2);
     s->refblock_cache = qcow2_cache_create((int)rc_tables, s->cluster_size,
@@ -233,17 +228,8 @@ static int coroutine_fn repair_dirty(struct blk_node *bs,
     int ret;
 
     memset(&res, 0, sizeof(res));
-    ret = s->extended_l2 ? -ENOTSUP
-                         : qcow2_co_check(bs, &res,
-                                          BLK_FIX_ERRORS | BLK_FIX_LEAKS);
+    ret = qcow2_co_check(bs, &res, BLK_FIX_ERRORS | BLK_FIX_LEAKS);
     free(res.messages);
-    if (ret == -ENOTSUP) {
-        return error_setg(errp, ret, "Image is dirty (it was in use with "
-                          "lazy refcounts and not closed cleanly) and "
-                          "repairing it is not supported in this build: "
-                          "open it read-only, or repair it with 'qemu-img "
-                          "check -r all'");
-    }
     if (ret >= 0 && (res.check_errors || res.corruptions)) {
         ret = -EIO;
     }
@@ -299,6 +285,7 @@ void qcow2_free_state(struct qcow2_state *s)
     qcow2_cache_destroy(s->l2_cache);
     qcow2_cache_destroy(s->refblock_cache);
     qcow2_crypto_free(s); /* crypto */
+    qcow2_datafile_close(s);
     memset(s, 0, sizeof(*s));
 }
 
@@ -644,6 +631,7 @@ static int qcow2_get_info(struct blk_node *bs, struct blk_info *info)
         json_set_int(data, "refcount-bits", 1 << s->refcount_order);
     } else {
         json_set_str(data, "compat", "1.1");
+        qcow2_datafile_get_info(bs, data);
         json_set_bool(data, "extended-l2", s->extended_l2);
         json_set_bool(data, "lazy-refcounts",
                       s->compatible_features & QCOW2_COMPAT_LAZY_REFCOUNTS);
@@ -668,71 +656,21 @@ static bool qcow2_has_zero_init(struct blk_node *bs)
     struct qcow2_state *s = bs->opaque;
     bool preallocated = s->l1_size > 0 && s->l1_table[0] != 0;
 
-    return !preallocated || blk_has_zero_init(bs->file);
+    return !preallocated || blk_has_zero_init(qcow2_data_child(bs));
 }
 
-/* Extended L2 entries are not walked by check, snapshots and amend yet:
- * those refuse such images instead of misreading their L2 tables. */
-static int coroutine_fn qcow2_extl2_check(struct blk_node *bs,
-                                          struct blk_check_result *res,
-                                          unsigned fix)
+/* Internal snapshots would leave the data file behind: QEMU refuses them
+ * for images with one (its plain -ENOTSUP). */
+static int coroutine_fn qcow2_df_snapshot_create(struct blk_node *bs,
+                                                 struct blk_snapshot *sn,
+                                                 struct strata_error **errp)
 {
     struct qcow2_state *s = bs->opaque;
 
-    return s->extended_l2 ? -ENOTSUP : qcow2_co_check(bs, res, fix);
-}
-
-static int extl2_refuse(struct blk_node *bs, const char *what,
-                        struct strata_error **errp)
-{
-    struct qcow2_state *s = bs->opaque;
-
-    if (!s->extended_l2) {
-        return 0;
+    if (qcow2_has_data_file(s)) {
+        return -ENOTSUP;
     }
-    return error_setg(errp, -ENOTSUP, "%s is not supported for qcow2 "
-                      "images with extended L2 entries (extended_l2=on)",
-                      what);
-}
-
-static int coroutine_fn qcow2_extl2_snapshot_create(struct blk_node *bs,
-                                                    struct blk_snapshot *sn,
-                                                    struct strata_error **errp)
-{
-    int ret = extl2_refuse(bs, "Creating internal snapshots", errp);
-
-    return ret < 0 ? ret : qcow2_snapshot_create(bs, sn, errp);
-}
-
-static int coroutine_fn qcow2_extl2_snapshot_goto(struct blk_node *bs,
-                                                  const char *id_or_name,
-                                                  struct strata_error **errp)
-{
-    int ret = extl2_refuse(bs, "Applying internal snapshots", errp);
-
-    return ret < 0 ? ret : qcow2_snapshot_goto(bs, id_or_name, errp);
-}
-
-static int coroutine_fn qcow2_extl2_snapshot_delete(struct blk_node *bs,
-                                                    const char *id,
-                                                    const char *name,
-                                                    struct strata_error **errp)
-{
-    int ret = extl2_refuse(bs, "Deleting internal snapshots", errp);
-
-    return ret < 0 ? ret : qcow2_snapshot_delete(bs, id, name, errp);
-}
-
-static int coroutine_fn qcow2_extl2_amend(struct blk_node *bs,
-                                          struct blk_opts *opts, bool force,
-                                          blk_progress_fn *progress,
-                                          void *opaque,
-                                          struct strata_error **errp)
-{
-    int ret = extl2_refuse(bs, "Amending", errp);
-
-    return ret < 0 ? ret
-                   : qcow2_amend(bs, opts, force, progress, opaque, errp);
+    return qcow2_snapshot_create(bs, sn, errp);
 }
 
 const struct blk_driver blk_drv_qcow2 = {
@@ -754,12 +692,13 @@ const struct blk_driver blk_drv_qcow2 = {
     .has_zero_init = qcow2_has_zero_init,
     .get_info = qcow2_get_info,
     .pwritev_compressed = qcow2_co_pwritev_compressed,
-    .snapshot_create = qcow2_extl2_snapshot_create,
-    .snapshot_goto = qcow2_extl2_snapshot_goto,
-    .snapshot_delete = qcow2_extl2_snapshot_delete,
+    .snapshot_create = qcow2_df_snapshot_create,
+    .snapshot_goto = qcow2_snapshot_goto,
+    .snapshot_delete = qcow2_snapshot_delete,
     .snapshot_list = qcow2_snapshot_list,
-    .check = qcow2_extl2_check,
-    .amend = qcow2_extl2_amend,
+    .snapshot_load_tmp = qcow2_snapshot_load_tmp,
+    .check = qcow2_co_check,
+    .amend = qcow2_amend,
     .measure = qcow2_measure,
     .change_backing_file = qcow2_change_backing_file,
     .make_empty = qcow2_make_empty,

@@ -197,6 +197,8 @@ struct qcow2_state {
      * NULL when data lives in bs->file (see qcow2-datafile.c) */
     struct blk_node *data_file;
     bool data_file_raw;            /* autoclear bit 1: data at guest offsets */
+    char *image_data_file;         /* its name from the header extension
+                                    * (NULL: none recorded) */
     unsigned refcount_order;
     uint64_t refcount_max;
     unsigned refblock_bits;        /* log2 of entries per refcount block */
@@ -598,6 +600,9 @@ int coroutine_fn qcow2_snapshot_delete(struct blk_node *bs, const char *id,
                                        struct strata_error **errp);
 int coroutine_fn qcow2_snapshot_list(struct blk_node *bs,
                                      struct blk_snapshot **list);
+int coroutine_fn qcow2_snapshot_load_tmp(struct blk_node *bs, const char *id,
+                                         const char *name,
+                                         struct strata_error **errp);
 /* qcow2-snapshot-table.c: read and check the snapshot table at open;
  * write a new table for `sn` (n entries), point the header at it, free
  * the old one and make s->snapshots a packed copy of `sn`.  Lock held. */
@@ -634,6 +639,14 @@ struct qcow2_imrt {
      * newer in the cache), by reftable index; NULL: not read */
     uint8_t **rb_saved;
     uint32_t rb_saved_n;
+    /* the memory both of those point into (qcow2-check.c), unmapped at
+     * the end of the check */
+    uint8_t *arena;
+    uint64_t arena_bytes;
+    /* read-only nodes, by L1 index: the first pass found every COPIED
+     * flag of that active L2 table right (against rb_saved), so the
+     * OFLAG_COPIED pass skips it; NULL: not known */
+    bool *l2_copied_ok;
 };
 /* Refcount lookups that keep the last refblock referenced in the cache. */
 struct qcow2_rc_cursor {
@@ -671,6 +684,20 @@ int coroutine_fn qcow2_check_overlap(struct blk_node *bs, unsigned ign,
 int coroutine_fn qcow2_check_get_refcount(struct blk_node *bs,
                                           struct blk_check_result *res,
                                           uint64_t cluster, uint64_t *rc);
+/* Read the L2 tables of the active L1 table l1 (big-endian, l1_size
+ * entries) into t->l2_saved, several at a time, and on read-only nodes
+ * the refcount blocks into t->rb_saved; loaded[i]: table i was read
+ * (qcow2-check-util.c). */
+void coroutine_fn qcow2_check_prefetch(struct blk_node *bs,
+                                       struct qcow2_imrt *t,
+                                       const uint8_t *l1, uint32_t l1_size,
+                                       bool *loaded);
+/* Count the refcount blocks into t and check the reftable entries
+ * (QEMU's check_refblocks; qcow2-check-util.c). */
+int coroutine_fn qcow2_check_refblocks(struct blk_node *bs,
+                                       struct blk_check_result *res,
+                                       unsigned fix, bool *rebuild,
+                                       struct qcow2_imrt *t);
 /* Count every reference into t (QEMU's calculate_refcounts). */
 int coroutine_fn qcow2_check_calculate(struct blk_node *bs,
                                        struct blk_check_result *res,
@@ -756,9 +783,52 @@ int coroutine_fn qcow2_datafile_amend(struct blk_node *bs,
                                       const char *data_file,
                                       int data_file_raw, bool apply,
                                       struct strata_error **errp);
+/* Does the image keep guest data in an external file (incompatible bit
+ * 2)?  Its data clusters then have no refcounts and sit at host offset ==
+ * guest offset, as QEMU allocates them. */
+static inline bool qcow2_has_data_file(const struct qcow2_state *s)
+{
+    return (s->incompatible_features & QCOW2_INCOMPAT_DATA_FILE) != 0;
+}
+/* A data-file image opened without its data file (BLK_O_NO_BACKING, as
+ * QEMU's info opens it): metadata only, guest data I/O fails. */
+static inline bool qcow2_data_missing(const struct qcow2_state *s)
+{
+    return qcow2_has_data_file(s) && !s->data_file;
+}
+/* The node guest data clusters are read from and written to. */
+static inline struct blk_node *qcow2_data_child(struct blk_node *bs)
+{
+    struct qcow2_state *s = bs->opaque;
+    return s->data_file ? s->data_file : bs->file;
+}
+/* Open the data file at open time (after the extensions are read): the
+ * data-file option, else the recorded name; refuses data-file options
+ * and data_file_raw on images without one.  Lock held. */
+int coroutine_fn qcow2_datafile_open(struct blk_node *bs,
+                                     struct blk_opts *opts,
+                                     struct strata_error **errp);
+void qcow2_datafile_close(struct qcow2_state *s);
+/* Drop the reference an L2 entry holds: for data-file images only a
+ * discard of the data file (as `type` allows; data_file_raw: zeroes
+ * written), else qcow2_free_any_cluster(). */
+void coroutine_fn qcow2_free_data_cluster(struct blk_node *bs,
+                                          uint64_t l2_entry,
+                                          enum qcow2_discard_type type);
+/* An L2 entry of a data-file image must not be compressed and must map
+ * its guest cluster (at `cluster`) 1:1: else a fatal corruption (-EIO),
+ * as QEMU.  0 for other images. */
+int qcow2_datafile_check_entry(struct blk_node *bs, uint64_t entry,
+                               uint64_t cluster, uint64_t l2_offset,
+                               uint32_t l2_index);
+/* info: "data-file" and "data-file-raw" (QAPI order: after "compat"). */
+void qcow2_datafile_get_info(struct blk_node *bs, struct json *data);
 /* ---- encryption amendment (qcow2-crypto.c) ---- */
 /* amend's encrypt.* keys (marks them used): with apply false only checks
  * them, with apply true (lock not held) changes the LUKS keyslots. */
+/* (lukamend) apply false returns 1 when encrypt.* options are present, so
+ * the caller can count the update; apply true works with or without the
+ * lock held (it takes no qcow2 lock, writes only the LUKS header area). */
 int coroutine_fn qcow2_crypto_amend(struct blk_node *bs,
                                     struct blk_opts *opts, bool force,
                                     bool apply, struct strata_error **errp);

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "img-cmds.h"
+#include "img-snapshot.h"
 #include "util.h"
 
 /* qemu-img measure answers an unknown option with getopt's own message
@@ -20,29 +21,6 @@ static void __attribute__((noreturn)) measure_help(void)
     optind = 0;
     img_getopt(2, fake, ":h", NULL);
     exit(EXIT_SUCCESS); /* not reached */
-}
-
-/* -l: loading an internal snapshot for reading is not available yet, but
- * a name that does not exist gets QEMU's answer. */
-static int check_snapshot(struct blk_node *bs, const char *name)
-{
-    struct blk_snapshot *list = NULL;
-    int n = blk_snapshot_list(bs, &list);
-    bool found = false;
-
-    for (int i = 0; i < n; i++) {
-        if (strcmp(list[i].id, name) == 0 || strcmp(list[i].name, name) == 0) {
-            found = true;
-        }
-    }
-    blk_snapshot_list_free(list, n > 0 ? n : 0);
-    if (!found) {
-        tool_error("Failed to load snapshot: Can't find snapshot");
-    } else {
-        tool_error("Failed to load snapshot: measuring an internal snapshot "
-                   "is not supported yet");
-    }
-    return -1;
 }
 
 static void print_result(enum img_output ofmt, const struct blk_measure *m)
@@ -80,7 +58,9 @@ int img_measure(int argc, char **argv)
         {NULL, 0, NULL, 0},
     };
     struct img_std_opts o = {0};
-    const char *out_fmt = "raw", *filename = NULL, *snapshot = NULL;
+    const char *out_fmt = "raw", *filename = NULL;
+    struct img_snapshot_param snapshot = {0};
+    bool have_snapshot = false;
     bool have_size = false;
     enum img_output ofmt = IMG_OUTPUT_HUMAN;
     struct strata_error *err = NULL;
@@ -109,7 +89,10 @@ int img_measure(int argc, char **argv)
             }
             break;
         case 'l':
-            snapshot = optarg;
+            if (img_parse_snapshot_param(optarg, &snapshot) < 0) {
+                goto out;
+            }
+            have_snapshot = true;
             break;
         case IMG_OPT_OUTPUT:
             if (strcmp(optarg, "json") == 0) {
@@ -144,7 +127,7 @@ int img_measure(int argc, char **argv)
     } else if (argc - optind == 1) {
         filename = argv[optind];
     }
-    if (!filename && (o.image_opts || o.fmt || snapshot)) {
+    if (!filename && (o.image_opts || o.fmt || have_snapshot)) {
         tool_error("--image-opts, -f, and -l require a filename argument.");
         goto out;
     }
@@ -163,7 +146,7 @@ int img_measure(int argc, char **argv)
         if (!in) {
             goto out;
         }
-        if (snapshot && check_snapshot(in, snapshot) < 0) {
+        if (have_snapshot && img_snapshot_load_tmp(in, &snapshot) < 0) {
             goto out;
         }
     }
@@ -203,6 +186,7 @@ out:
     if (in) {
         blk_close(in);
     }
+    img_snapshot_param_free(&snapshot);
     free(list);
     free(options);
     opts_free(opts);

@@ -199,3 +199,150 @@ int img_snapshot(int argc, char **argv)
     blk_close(bs);
     return ret;
 }
+
+/* ---- -l snapshot_param (measure, and convert may use it too) ---- */
+
+void img_snapshot_param_free(struct img_snapshot_param *p)
+{
+    free(p->id);
+    free(p->name);
+    memset(p, 0, sizeof(*p));
+}
+
+/* One "key=value" of a QEMU option string, with ",," for a comma; *pos
+ * moves past it.  A key without '=' is QEMU's deprecated short-form
+ * boolean ("key" = on, "nokey" = off), with its warning. */
+static void next_opt(const char **pos, char **key, char **value)
+{
+    const char *p = *pos;
+    size_t klen = strcspn(p, "=,");
+    size_t cap = strlen(p) + 1, n = 0;
+    char *v = xmalloc(cap);
+
+    *key = xmalloc(klen + 1);
+    memcpy(*key, p, klen);
+    (*key)[klen] = '\0';
+    p += klen;
+    if (*p != '=') {
+        bool off = strncmp(*key, "no", 2) == 0;
+
+        fprintf(stderr, "%s: warning: short-form boolean option '%s' "
+                "deprecated\n", tool_name, *key);
+        if (off) {
+            char *k = xstrdup(*key + 2);
+            free(*key);
+            *key = k;
+        }
+        fprintf(stderr, "Please use %s=%s instead\n", *key,
+                off ? "off" : "on");
+        strcpy(v, off ? "off" : "on");
+    } else {
+        for (p++; *p; p++) {
+            if (*p == ',') {
+                if (p[1] != ',') {
+                    break;
+                }
+                p++;
+            }
+            v[n++] = *p;
+        }
+        v[n] = '\0';
+    }
+    if (*p == ',') {
+        p++;
+    }
+    *value = v;
+    *pos = p;
+}
+
+/* As qemu-img, a bare form and the last snapshot.* form are kept apart,
+ * and the latter wins. */
+int img_parse_snapshot_param(const char *arg, struct img_snapshot_param *p)
+{
+    const char *pos = arg;
+
+    if (strncmp(arg, "snapshot.", 9) != 0) {
+        p->id_or_name = arg;
+        return 0;
+    }
+    free(p->id);
+    free(p->name);
+    p->id = p->name = NULL;
+    p->opts = true;
+    while (*pos) {
+        char *key, *value;
+
+        next_opt(&pos, &key, &value);
+        if (strcmp(key, "snapshot.id") == 0) {
+            free(p->id);
+            p->id = value;
+        } else if (strcmp(key, "snapshot.name") == 0) {
+            free(p->name);
+            p->name = value;
+        } else {
+            tool_error("Invalid parameter '%s'", key);
+            tool_error("Failed in parsing snapshot param '%s'", arg);
+            free(key);
+            free(value);
+            img_snapshot_param_free(p);
+            return -1;
+        }
+        free(key);
+    }
+    return 0;
+}
+
+struct load_tmp_args {
+    struct blk_node *bs;
+    const char *id, *name;
+    struct strata_error **errp;
+};
+
+static int coroutine_fn co_load_tmp(void *opaque)
+{
+    struct load_tmp_args *a = opaque;
+
+    return a->bs->drv->snapshot_load_tmp(a->bs, a->id, a->name, a->errp);
+}
+
+/* bdrv_snapshot_load_tmp: its checks and messages. */
+static int load_tmp(struct blk_node *bs, const char *id, const char *name,
+                    struct strata_error **errp)
+{
+    struct load_tmp_args a = {bs, id, name, errp};
+
+    if (!id && !name) {
+        return error_setg(errp, -EINVAL, "snapshot_id and name are both "
+                          "NULL");
+    }
+    if (!bs->drv->snapshot_load_tmp) {
+        return error_setg(errp, -ENOTSUP, "Block format '%s' used by device "
+                          "'' does not support temporarily loading internal "
+                          "snapshots", bs->drv->name);
+    }
+    return blk_run_co(co_load_tmp, &a);
+}
+
+int img_snapshot_load_tmp(struct blk_node *bs,
+                          const struct img_snapshot_param *p)
+{
+    struct strata_error *err = NULL;
+    int ret;
+
+    if (p->opts) {
+        ret = load_tmp(bs, p->id, p->name, &err);
+    } else {
+        /* bdrv_snapshot_load_tmp_by_id_or_name: an id, then a name */
+        ret = load_tmp(bs, p->id_or_name, NULL, &err);
+        if (ret == -ENOENT || ret == -EINVAL) {
+            strata_error_free(err);
+            err = NULL;
+            ret = load_tmp(bs, NULL, p->id_or_name, &err);
+        }
+    }
+    if (ret < 0) {
+        tool_error("Failed to load snapshot: %s", error_msg(err, ret));
+        strata_error_free(err);
+    }
+    return ret;
+}

@@ -11,7 +11,7 @@
 requires qemu-img qemu-io strata-img strata-io
 tmpdir
 cd "$T"
-plan 39
+plan 41
 
 S=4M
 # requests inside one cluster, across clusters, into partly allocated
@@ -103,7 +103,9 @@ check_fail "cluster_size below 16k is refused" \
     strata-img create -q -f qcow2 -o extended_l2=on,cluster_size=8k x.qcow2 1M
 check_fail "compat=0.10 is refused" \
     strata-img create -q -f qcow2 -o extended_l2=on,compat=0.10 x.qcow2 1M
-check_fail "internal snapshots are refused (not walked yet)" \
-    strata-img snapshot -c sn c1.qcow2
+check "internal snapshots work" strata-img snapshot -c sn c1.qcow2
+check "qemu-img check is clean after the snapshot" qemu-img check -q c1.qcow2
+check "the snapshot is listed by qemu-img" \
+    sh -c 'qemu-img snapshot -l c1.qcow2 | grep -q " sn "'
 
 done_testing
