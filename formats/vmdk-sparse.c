@@ -359,7 +359,7 @@ static int gt_offset(struct vmdk_extent *e, uint32_t gi, uint64_t *out)
     return 0;
 }
 
-/* Bring a grain table into the cache (least used slot). */
+/* Bring a grain table into the cache (least recently used slot). */
 static int coroutine_fn load_gt(struct vmdk_extent *e, uint64_t off,
                                 uint8_t **table)
 {
@@ -368,25 +368,22 @@ static int coroutine_fn load_gt(struct vmdk_extent *e, uint64_t off,
 
     for (int i = 0; i < VMDK_L2_CACHE_SIZE; i++) {
         if (e->gt_cache_off[i] == off) {
-            if (++e->gt_cache_hits[i] == UINT32_MAX) {
-                for (int j = 0; j < VMDK_L2_CACHE_SIZE; j++) {
-                    e->gt_cache_hits[j] >>= 1;
-                }
-            }
+            e->gt_cache_used[i] = ++e->gt_clock;
             *table = e->gt_cache + i * len;
             return 0;
         }
-        if (e->gt_cache_hits[i] < e->gt_cache_hits[slot]) {
+        if (e->gt_cache_used[i] < e->gt_cache_used[slot]) {
             slot = i;
         }
     }
     e->gt_cache_off[slot] = 0;
+    e->gt_cache_used[slot] = 0;
     int ret = blk_co_pread(e->file, off, len, e->gt_cache + slot * len, 0);
     if (ret < 0) {
         return ret;
     }
     e->gt_cache_off[slot] = off;
-    e->gt_cache_hits[slot] = 1;
+    e->gt_cache_used[slot] = ++e->gt_clock;
     *table = e->gt_cache + slot * len;
     return 0;
 }

@@ -1,7 +1,7 @@
-/* vmdk compressed grains (streamOptimized): reading a grain behind its
- * marker, and appending new grains the way QEMU does (a marker with the
- * grain's LBA and the deflate size, the zlib stream, padding to a sector;
- * grain tables updated in place).  Grains of concurrent requests are
+/* vmdk compressed grains (streamOptimized), the write side (reading is in
+ * vmdk-stream-read.c): appending new grains the way QEMU does (a marker
+ * with the grain's LBA and the deflate size, the zlib stream, padding to a
+ * sector; grain tables updated in place).  Grains of concurrent requests are
  * compressed in parallel on the worker pool and appended in the order the
  * requests arrived, so the file stays sequential. */
 #include "config.h"
@@ -20,7 +20,6 @@ struct zjob {
     size_t in_len;
     uint8_t *out;
     size_t out_len;   /* room in out; then the bytes produced */
-    bool inflate;
     struct zbatch *batch;
     int ret;
 };
@@ -31,18 +30,13 @@ struct zbatch {
     struct coroutine *co;
 };
 
-/* On a worker: deflate or inflate one grain (zlib format, as QEMU). */
+/* On a worker: deflate one grain (zlib format, as QEMU). */
 static int zjob_run(void *opaque)
 {
     struct zjob *j = opaque;
     uLongf len = j->out_len;
-    int r;
+    int r = compress(j->out, &len, j->in, j->in_len);
 
-    if (j->inflate) {
-        r = uncompress(j->out, &len, j->in, j->in_len);
-    } else {
-        r = compress(j->out, &len, j->in, j->in_len);
-    }
     if (r != Z_OK || len == 0) {
         return -EINVAL;
     }
@@ -74,49 +68,6 @@ static void coroutine_fn zjobs_run(struct zjob *jobs, int n)
         coroutine_yield();
         b.waiting = false;
     }
-}
-
-int coroutine_fn vmdk_stream_read(struct vmdk_extent *e, uint64_t host,
-                                  uint64_t in_grain, uint64_t bytes,
-                                  struct blk_iov *qiov, size_t qoff)
-{
-    uint64_t grain = e->grain_sectors * BLK_SECTOR_SIZE;
-    uint64_t len = MIN(2 * grain, e->file->size > host ? e->file->size - host
-                                                       : 0);
-    uint8_t *buf, *out;
-    struct zjob j;
-    int ret;
-
-    if (len <= (e->has_marker ? VMDK_MARKER_SIZE : 0)) {
-        return -EIO; /* the grain lies past the end: file cut short */
-    }
-    buf = xmalloc(len);
-    out = xmalloc(grain);
-    ret = blk_co_pread(e->file, host, len, buf, 0);
-    if (ret < 0) {
-        goto out;
-    }
-    j = (struct zjob){.in = buf, .in_len = len, .out = out, .out_len = grain,
-                      .inflate = true};
-    if (e->has_marker) {
-        j.in = buf + VMDK_MARKER_SIZE;
-        j.in_len = vmdk_ld32(buf + 8);
-        if (j.in_len == 0 || j.in_len > len - VMDK_MARKER_SIZE) {
-            ret = -EIO;
-            goto out;
-        }
-    }
-    ret = threadpool_run(zjob_run, &j); /* reads inflate in parallel */
-    if (ret >= 0 && in_grain + bytes > j.out_len) {
-        ret = -EIO;
-    }
-    if (ret >= 0) {
-        blk_iov_from_buf(qiov, qoff, out + in_grain, bytes);
-    }
-out:
-    free(buf);
-    free(out);
-    return ret < 0 ? ret : 0;
 }
 
 /* Append the compressed grains in request order (s->lock held): one

@@ -323,12 +323,13 @@ static int coroutine_fn vmdk_co_preadv(struct blk_node *bs, uint64_t offset,
             blk_iov_concat(&part, qiov, done, n);
             ret = flat_read(e, e->flat_offset + rel, n, &part);
         } else {
+            uint64_t avail = n;
             co_mutex_lock(&s->lock);
             ret = vmdk_lookup(e, rel, n, &host, &n);
             co_mutex_unlock(&s->lock);
             if (ret == VMDK_GRAIN_DATA && e->compressed) {
-                uint64_t grain = e->grain_sectors * BLK_SECTOR_SIZE;
-                ret = vmdk_stream_read(e, host, rel % grain, n, qiov, done);
+                /* the grains that follow, in as few reads as possible */
+                ret = vmdk_stream_readv(bs, e, rel, avail, qiov, done, &n);
             } else if (ret == VMDK_GRAIN_DATA &&
                        host + n > ROUND_UP(e->file->size, 512)) {
                 ret = -EIO; /* a grain past the end: corrupt or cut short */
@@ -504,7 +505,11 @@ static int coroutine_fn vmdk_co_block_status(struct blk_node *bs,
     co_mutex_lock(&s->lock);
     ret = vmdk_lookup(e, rel, n, &host, pnum);
     /* compressed grains come one per lookup: report the whole run, so
-     * callers (convert) see large extents as for other formats */
+     * callers (convert) see large extents as for other formats; up to
+     * the end of this grain table, which keeps the tables the reads
+     * need in the cache (walking far ahead would evict them) */
+    uint64_t cover = e->grain_sectors * BLK_SECTOR_SIZE * e->gt_entries;
+    n = MIN(n, cover - rel % cover);
     while (ret == VMDK_GRAIN_DATA && e->compressed && *pnum < n) {
         uint64_t more, h2;
         int r2 = vmdk_lookup(e, rel + *pnum, n - *pnum, &h2, &more);

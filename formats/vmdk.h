@@ -82,10 +82,12 @@ struct vmdk_extent {
     uint64_t next_sector;   /* where the next grain is appended */
     uint64_t desc_offset, desc_size; /* embedded descriptor, bytes */
 
-    /* grain-table cache (s->lock) */
+    /* grain-table cache (s->lock), least recently used out: requests
+     * walk the disk in order, several tables at a time */
     uint8_t *gt_cache;
     uint64_t gt_cache_off[VMDK_L2_CACHE_SIZE]; /* GT byte offsets, 0 = free */
-    uint32_t gt_cache_hits[VMDK_L2_CACHE_SIZE];
+    uint64_t gt_cache_used[VMDK_L2_CACHE_SIZE]; /* gt_clock at last use */
+    uint64_t gt_clock;
 
     uint64_t stream_end;    /* compressed: bytes the file must reach */
 };
@@ -187,10 +189,15 @@ int coroutine_fn vmdk_sparse_write(struct blk_node *bs, struct vmdk_extent *e,
 int coroutine_fn vmdk_sparse_zero(struct blk_node *bs, struct vmdk_extent *e,
                                   uint64_t voff, uint64_t bytes, bool dry_run);
 
-/* vmdk-stream.c: compressed grains */
-int coroutine_fn vmdk_stream_read(struct vmdk_extent *e, uint64_t host,
-                                  uint64_t in_grain, uint64_t bytes,
-                                  struct blk_iov *qiov, size_t qoff);
+/* vmdk-stream-read.c: read the compressed grains from extent-relative
+ * byte rel on (the first one is compressed data), at most `bytes`, into
+ * qiov at qoff; *pnum = bytes done (a batch of them, maybe fewer). */
+int coroutine_fn vmdk_stream_readv(struct blk_node *bs, struct vmdk_extent *e,
+                                   uint64_t rel, uint64_t bytes,
+                                   struct blk_iov *qiov, size_t qoff,
+                                   uint64_t *pnum);
+
+/* vmdk-stream.c: compressed grains, writing */
 int coroutine_fn vmdk_stream_write(struct blk_node *bs, struct vmdk_extent *e,
                                    uint64_t voff, uint64_t bytes,
                                    struct blk_iov *qiov, size_t qoff);
