@@ -235,7 +235,7 @@ static int coroutine_fn expand_zero_clusters(struct blk_node *bs,
         uint32_t n = s->snapshots[i].l1_size;
         uint64_t *l1;
 
-        if (n > QCOW2_MAX_L1_SIZE / 8) {
+        if (n > QCOW2_MAX_L1_SIZE / 8 || s->snapshots[i].l1_bad) {
             return -EFBIG;
         }
         l1 = xmalloc((size_t)n * 8 + 8);

@@ -506,6 +506,10 @@ static int coroutine_fn do_goto(struct blk_node *bs, int index,
     uint64_t *l1 = NULL, cur_bytes;
     int ret;
 
+    if (sn.l1_bad) {
+        return error_setg(errp, -EINVAL, "Snapshot L1 table offset invalid");
+    }
+
     ret = read_sn_l1(bs, sn.l1_offset, sn.l1_size, sn.l1_size, &l1);
     if (ret < 0) {
         return ret;
@@ -604,6 +608,9 @@ static int coroutine_fn do_delete(struct blk_node *bs, uint32_t index,
     uint32_t n = s->nb_snapshots;
     int ret;
 
+    if (sn.l1_bad) {
+        return error_setg(errp, -EINVAL, "Snapshot L1 table offset invalid");
+    }
     /* an L1 table shared with another snapshot is not freed as ours */
     for (uint32_t i = 0; i < n; i++) {
         if (i != index &&
@@ -727,7 +734,8 @@ int coroutine_fn qcow2_snapshot_load_tmp(struct blk_node *bs, const char *id,
         goto out;
     }
     sn = &s->snapshots[index];
-    if ((uint64_t)sn->l1_size * 8 > QCOW2_MAX_L1_SIZE) {
+    if ((uint64_t)sn->l1_size * 8 > QCOW2_MAX_L1_SIZE ||
+        sn->l1_bad == QCOW2_SN_L1_TOO_LARGE) {
         ret = error_setg(errp, -EFBIG, "Snapshot L1 table too large");
         goto out;
     }

@@ -147,7 +147,13 @@ struct qcow2_snapshot {
     uint64_t disk_size;         /* virtual size when taken, bytes */
     uint32_t unknown_extra_size; /* extra data past the 24 bytes we know */
     uint8_t *unknown_extra;     /* kept verbatim when rewriting the table */
+    /* Only when opened for `check` (BLK_O_CHECK), which reports it as QEMU
+     * does: the L1 table is misaligned (QCOW2_SN_L1_MISALIGNED) or too
+     * large (QCOW2_SN_L1_TOO_LARGE).  Such a snapshot is never used. */
+    uint8_t l1_bad;
 };
+#define QCOW2_SN_L1_MISALIGNED 1
+#define QCOW2_SN_L1_TOO_LARGE 2
 
 /* A cluster allocation of a write between choosing the host clusters and
  * entering them into the L2 table (guest data and COW are written in
