@@ -35,6 +35,10 @@ struct commit_state {
     uint64_t rate_limit, start_ns, sent;
     struct tool_progress progress;
     uint64_t total, copied; /* bytes to copy and copied, for -p */
+    bool no_offload;        /* copy_file_range refused: buffered copies */
+    int offload_refused;    /* refusals in a row */
+    int base_depth;         /* layers from the top down to the base */
+    bool evict_top;         /* the top is emptied after: drop its cache */
 };
 
 enum commit_method { COMMIT_COPY, COMMIT_ZERO, COMMIT_DISCARD };
@@ -127,6 +131,65 @@ out:
     return ret;
 }
 
+/* Copy [off, off+len) from the chain above the base into the base through
+ * our buffer. */
+static int coroutine_fn copy_buffered(struct commit_state *s, uint64_t off,
+                                      uint64_t len, void *buf)
+{
+    int ret = blk_co_pread(s->top, off, len, buf, 0);
+
+    if (ret < 0) {
+        if (!s->failed) {
+            s->failed = "read from the image";
+        }
+        return ret;
+    }
+    ret = blk_co_pwrite(s->base, off, len, buf, 0);
+    if (ret < 0 && !s->failed) {
+        s->failed = "write to the base";
+    }
+    return ret;
+}
+
+/* The same with copy_file_range, where every part of the range is stored
+ * uncompressed and unencrypted at a known offset of a file: the data need
+ * not be looked at, so the kernel copies it page cache to page cache (or
+ * shares the blocks) without our buffer in between.  -ENOTSUP when some
+ * part is not like that, or is the base's own content (a granule only
+ * partly above the base: the buffered copy rewrites it, allocating it as
+ * QEMU's mirror does), or the kernel refuses; what the offload did is
+ * then simply redone. */
+static int coroutine_fn copy_offloaded(struct commit_state *s, uint64_t off,
+                                       uint64_t len)
+{
+    while (len > 0) {
+        uint64_t pnum = 0, map = 0;
+        struct blk_node *file = NULL;
+        int depth = 0;
+        int ret = blk_co_block_status_above(s->top, NULL, off, len, &pnum,
+                                            &map, &file, &depth);
+
+        if (ret < 0 || pnum == 0 || !(ret & BLK_STATUS_DATA) ||
+            !(ret & BLK_STATUS_OFFSET_VALID) || !file ||
+            (ret & BLK_STATUS_COMPRESSED) || depth == s->base_depth) {
+            return -ENOTSUP;
+        }
+        ret = blk_co_copy_range(file, map, s->base, off, pnum);
+        if (ret < 0) {
+            /* a destination that never takes it (a qcow2 base) refuses
+             * every time: stop asking after a run of refusals */
+            if (ret == -ENOTSUP && ++s->offload_refused >= 16) {
+                s->no_offload = true;
+            }
+            return -ENOTSUP;
+        }
+        s->offload_refused = 0;
+        off += pnum;
+        len -= pnum;
+    }
+    return 0;
+}
+
 /* Copy one piece into the base. */
 static int coroutine_fn commit_piece(struct commit_state *s,
                                      enum commit_method how, uint64_t off,
@@ -149,16 +212,24 @@ static int coroutine_fn commit_piece(struct commit_state *s,
         }
         return ret;
     }
-    ret = blk_co_pread(s->top, off, len, buf, 0);
-    if (ret < 0) {
-        if (!s->failed) {
-            s->failed = "read from the image";
-        }
-        return ret;
+    ret = s->no_offload ? -ENOTSUP : copy_offloaded(s, off, len);
+    if (ret == -ENOTSUP) {
+        ret = copy_buffered(s, off, len, buf);
     }
-    ret = blk_co_pwrite(s->base, off, len, buf, 0);
-    if (ret < 0 && !s->failed) {
-        s->failed = "write to the base";
+    if (ret >= 0) {
+        /* The final flush would otherwise find every byte still to be
+         * written and the disk idle until then: start the writeback of
+         * each piece as soon as it is in the page cache.  The pages stay
+         * cached (the base is usually an image kept in use).  Advisory:
+         * an error only loses the head start. */
+        blk_co_writeback(s->base, off, len, false);
+        if (s->evict_top) {
+            /* the overlay is emptied next, and truncating a file whose
+             * pages are all still cached means evicting them then, on the
+             * critical path: let the copied ones go now, while the copy
+             * still overlaps with the base's writeback */
+            blk_co_writeback(s->top, off, len, true);
+        }
     }
     return ret;
 }
@@ -337,6 +408,10 @@ int img_commit(int argc, char **argv)
         }
     }
 
+    s.evict_top = !drop;
+    for (struct blk_node *p = s.top; p != s.base; p = p->backing) {
+        s.base_depth++;
+    }
     s.granularity = default_granularity(s.base);
     if (blk_reopen(s.base, true, &err) < 0) {
         tool_progress_end(&s.progress);

@@ -7,7 +7,10 @@
  * header is changed.  When the new backing file is part of the old chain,
  * only ranges that the layers above it allocate are compared.  -u only
  * rewrites the header; -b "" flattens.  Chunks of 2 MiB (qemu-img's
- * IO_BUF_SIZE) are compared by several coroutines at once. */
+ * IO_BUF_SIZE) are compared by several coroutines at once, the big
+ * comparisons on worker threads; a side whose allocation status says it
+ * reads as zeroes is not read, and where both sides do, nothing is
+ * compared.  What is written is written back and evicted as it goes. */
 #include "config.h"
 
 #include <errno.h>
@@ -19,6 +22,7 @@
 #include "img-chain.h"
 #include "img-cmds.h"
 #include "loop.h"
+#include "threadpool.h"
 #include "util.h"
 
 struct rebase_state {
@@ -35,6 +39,7 @@ struct rebase_state {
     bool done;
     struct tool_progress progress;
     uint64_t handled;             /* bytes walked, for -p */
+    uint8_t *zeroes;              /* CHAIN_CHUNK zero bytes, read-only */
 };
 
 /* Record the first failure. */
@@ -103,22 +108,79 @@ static int coroutine_fn next_range(struct rebase_state *s, uint64_t *off,
 }
 
 /* Read [off, off+len) of a backing node of `size` bytes (zeroes past its
- * end or when there is none).  Returns how many bytes were read (the rest
- * of buf is left alone: it reads as zeroes), or -errno. */
+ * end or when there is none).  Returns how many bytes lie within the node
+ * (the rest of buf is left alone: it reads as zeroes), or -errno.  With
+ * `zero` the status already says those bytes read as zeroes: nothing is
+ * read (the caller uses a buffer of zeroes instead). */
 static int64_t coroutine_fn read_backing(struct blk_node *b, uint64_t size,
                                          uint64_t off, uint64_t len,
-                                         uint8_t *buf)
+                                         bool zero, uint8_t *buf)
 {
     uint64_t n = 0;
 
     if (b && off < size) {
         n = MIN(len, size - off);
+        if (zero) {
+            return (int64_t)n;
+        }
         int ret = blk_co_pread(b, off, n, buf, 0);
         if (ret < 0) {
             return ret;
         }
     }
     return (int64_t)n;
+}
+
+struct compare_job {
+    const uint8_t *a, *b;
+    size_t len;
+};
+
+static int compare_job_run(void *opaque)
+{
+    struct compare_job *j = opaque;
+    return memcmp(j->a, j->b, j->len) != 0;
+}
+
+/* Are the two buffers equal?  Large ones are compared on a worker, so
+ * that comparing overlaps with the I/O this thread drives and uses the
+ * other cores. */
+static bool coroutine_fn buffers_equal(const uint8_t *a, const uint8_t *b,
+                                       size_t len)
+{
+    struct compare_job j = {a, b, len};
+
+    if (len < 65536) {
+        return memcmp(a, b, len) == 0;
+    }
+    return threadpool_run(compare_job_run, &j) == 0;
+}
+
+/* How far from off (at most len) a backing side keeps one kind of
+ * content, and whether that reads as zeroes by its allocation status (a
+ * hole, a zero cluster, past the end, no backing at all): such ranges
+ * need not be read, and where both sides are like that, not compared. */
+static int64_t coroutine_fn side_status(struct blk_node *b, uint64_t size,
+                                        uint64_t off, uint64_t len,
+                                        bool *zero)
+{
+    uint64_t pnum = 0;
+    int ret;
+
+    *zero = true;
+    if (!b || off >= size) {
+        return (int64_t)len;
+    }
+    ret = blk_co_block_status_above(b, NULL, off, MIN(len, size - off),
+                                    &pnum, NULL, NULL, NULL);
+    if (ret < 0) {
+        return ret;
+    }
+    if (pnum == 0) {
+        return -EIO;
+    }
+    *zero = (ret & BLK_STATUS_ZERO) != 0;
+    return (int64_t)pnum;
 }
 
 /* Is the sector at a (n bytes) equal to the one at b, or all zero when b
@@ -149,24 +211,35 @@ static uint64_t sector_run(const uint8_t *a, const uint8_t *b, uint64_t len,
     return MIN(i, len);
 }
 
-/* Compare one range of old and new backing content and write what differs
+/* Compare one piece of old and new backing content and write what differs
  * into the image.  Where one side has nothing to read it counts as zeroes
- * without being filled in. */
-static int coroutine_fn rebase_range(struct rebase_state *s, uint64_t off,
-                                     uint64_t len, uint8_t *buf_old,
-                                     uint8_t *buf_new)
+ * without being filled in; *wrote tells whether anything was written. */
+static int coroutine_fn rebase_piece(struct rebase_state *s, uint64_t off,
+                                     uint64_t len, bool old_zero,
+                                     bool new_zero, uint8_t *buf_old,
+                                     uint8_t *buf_new, bool *wrote)
 {
     int64_t n_old, n_new;
     uint64_t done = 0;
     int ret;
 
-    n_old = read_backing(s->old_backing, s->old_size, off, len, buf_old);
+    /* the old side is written back where it differs, so known zeroes
+     * still count as its data (qemu-img writes them as data), taken from
+     * a buffer of zeroes */
+    n_old = read_backing(s->old_backing, s->old_size, off, len, old_zero,
+                         buf_old);
+    if (old_zero) {
+        buf_old = s->zeroes;
+    }
     if (n_old < 0) {
         rebase_fail(s, (int)n_old, "error while reading from old backing "
                     "file");
         return (int)n_old;
     }
-    n_new = read_backing(s->new_backing, s->new_size, off, len, buf_new);
+    /* known zeroes on the new side are compared as "no data" */
+    n_new = new_zero ? 0
+                     : read_backing(s->new_backing, s->new_size, off, len,
+                                    false, buf_new);
     if (n_new < 0) {
         rebase_fail(s, (int)n_new, "error while reading from new backing "
                     "file");
@@ -176,7 +249,7 @@ static int coroutine_fn rebase_range(struct rebase_state *s, uint64_t off,
         return 0; /* zeroes on both sides */
     }
     if ((uint64_t)n_old == len && (uint64_t)n_new == len &&
-        memcmp(buf_old, buf_new, len) == 0) {
+        buffers_equal(buf_old, buf_new, len)) {
         return 0; /* the common case of a safe rebase */
     }
     while (done < len) {
@@ -210,6 +283,60 @@ static int coroutine_fn rebase_range(struct rebase_state *s, uint64_t off,
             }
         }
         done += n;
+        *wrote = *wrote || !same;
+    }
+    return 0;
+}
+
+/* Bring one range of the image (unallocated in it) to the same content
+ * over the new backing as over the old: piece by piece as the two sides'
+ * allocation status changes, skipping pieces where both read as zeroes. */
+static int coroutine_fn rebase_range(struct rebase_state *s, uint64_t off,
+                                     uint64_t len, uint8_t *buf_old,
+                                     uint8_t *buf_new)
+{
+    uint64_t done = 0;
+    bool wrote = false;
+
+    while (done < len) {
+        bool old_zero, new_zero;
+        int64_t n_old, n_new;
+        uint64_t n;
+        int ret;
+
+        n_old = side_status(s->old_backing, s->old_size, off + done,
+                            len - done, &old_zero);
+        if (n_old < 0) {
+            rebase_fail(s, (int)n_old, "error while reading from old "
+                        "backing file");
+            return (int)n_old;
+        }
+        n_new = side_status(s->new_backing, s->new_size, off + done,
+                            len - done, &new_zero);
+        if (n_new < 0) {
+            rebase_fail(s, (int)n_new, "error while reading from new "
+                        "backing file");
+            return (int)n_new;
+        }
+        n = MIN((uint64_t)n_old, (uint64_t)n_new);
+        if (!old_zero || !new_zero) {
+            ret = rebase_piece(s, off + done, n, old_zero, new_zero,
+                               buf_old + done, buf_new + done, &wrote);
+            if (ret < 0) {
+                return ret;
+            }
+        }
+        done += n;
+    }
+    if (wrote) {
+        /* What rebase writes lands in clusters newly allocated at the end
+         * of the image, i.e. in pages the page cache must find fresh
+         * memory for (slow where the host backs guest memory lazily), and
+         * all of it waits for the final flush.  Write each range back as
+         * it is done and let its pages go, so the next ranges reuse that
+         * memory and the flush finds little left.  Advisory: an error only
+         * loses the gain. */
+        blk_co_writeback(s->bs, off, len, true);
     }
     return 0;
 }
@@ -240,11 +367,15 @@ static int run_rebase(struct rebase_state *s)
     struct loop *loop = loop_current();
 
     co_mutex_init(&s->lock);
+    s->zeroes = blk_alloc_buf(s->bs, CHAIN_CHUNK);
+    memset(s->zeroes, 0, CHAIN_CHUNK);
     s->running = CHAIN_WORKERS;
     for (int i = 0; i < CHAIN_WORKERS; i++) {
         coroutine_enter(coroutine_create(rebase_worker, s));
     }
     loop_run_until(loop, &s->done);
+    free(s->zeroes);
+    s->zeroes = NULL;
     if (s->ret < 0) {
         tool_error("%s", s->msg);
     }
