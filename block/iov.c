@@ -8,6 +8,7 @@
 #if defined(__x86_64__) && defined(__SSE2__) && defined(__GNUC__)
 #define HAVE_AVX2_PATH 1
 #include <immintrin.h>
+#include <cpuid.h>
 #endif
 
 #include "iov.h"
@@ -304,6 +305,26 @@ static bool large_is_zero_avx2(const unsigned char *buf, size_t len)
 }
 #endif
 
+#ifdef HAVE_AVX2_PATH
+/* AVX2 usable: the CPU has it and the OS saves the YMM state.  Asked with
+ * CPUID directly, not __builtin_cpu_supports, whose libgcc constructor
+ * would run its CPUID probes (hypervisor exits) at every program start. */
+static bool cpu_has_avx2(void)
+{
+    unsigned a, b, c, d, lo, hi;
+
+    if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & bit_OSXSAVE) ||
+        !(c & bit_AVX)) {
+        return false;
+    }
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    if ((lo & 6) != 6) {
+        return false; /* XMM and YMM state not enabled */
+    }
+    return __get_cpuid_count(7, 0, &a, &b, &c, &d) && (b & bit_AVX2);
+}
+#endif
+
 static bool large_is_zero_first(const unsigned char *buf, size_t len);
 /* The scan for len >= 64, chosen on first use from what the CPU has. */
 static bool (*large_is_zero)(const unsigned char *, size_t) =
@@ -325,8 +346,7 @@ int buffer_is_zero_select(int level)
     }
 #endif
 #ifdef HAVE_AVX2_PATH
-    __builtin_cpu_init();
-    if (level >= 2 && __builtin_cpu_supports("avx2")) {
+    if (level >= 2 && cpu_has_avx2()) {
         fn = large_is_zero_avx2;
         got = 2;
     }
