@@ -82,7 +82,16 @@ static ssize_t coroutine_fn threads_rw(struct file_state *s,
         .rwflags = rwflags,
     };
 
-    threadpool_run(threads_work, &r);
+    /* buffered writes to a regular file serialise on its inode lock in
+     * the kernel: one worker issues them back to back (O_DIRECT and
+     * RWF_DSYNC writes overlap their waits for the device, block devices
+     * take no such lock) */
+    uintptr_t lane = op == FILE_AIO_WRITE && !s->direct && !s->is_bdev &&
+                             !rwflags
+                         ? (uintptr_t)s->fd + 1
+                         : 0;
+
+    threadpool_run_lane(lane, threads_work, &r);
     return r.ret;
 }
 

@@ -7,6 +7,14 @@
  * threadpool_run keeps its request on the coroutine's stack: the aio=threads
  * data path allocates nothing per request.
  *
+ * Lanes: requests that the kernel would serialise anyway (buffered writes
+ * to one file all take its inode lock) are given one lane key.  Only the
+ * first of a lane goes through the shared queue; the rest wait in the
+ * lane, and the worker that runs one runs the next straight after it.
+ * Two workers then never fight over the inode lock (spinning on it costs
+ * the other core, sleeping on it costs a wake-up per request), and the
+ * writes follow each other without a trip through the submitter's loop.
+ *
  * Workers are joinable so that none is left behind: each exiting worker
  * joins the one that exited before it, and at process exit the idle ones
  * are told to go and the last is joined (leak checkers then see no live
@@ -18,6 +26,7 @@
 #include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 #ifdef HAVE_OPENSSL
 #include <openssl/crypto.h>
 #endif
@@ -29,6 +38,7 @@
 
 #define TP_DEFAULT_MAX 64
 #define TP_IDLE_SEC 10 /* idle workers exit after this */
+#define TP_MAX_LANES 16 /* lanes busy at once; more run without one */
 
 struct tp_req {
     threadpool_fn *fn;
@@ -37,11 +47,19 @@ struct tp_req {
     struct loop *loop; /* the submitter's: completion runs there */
     struct loop_bh bh;
     struct tp_req *next;
+    uintptr_t lane; /* 0, or the key of the lane it runs in */
     /* threadpool_run */
     struct coroutine *co;
     bool done;
     /* threadpool_submit */
     void (*cb)(void *opaque, int ret);
+};
+
+/* A busy lane: a worker runs (or is about to run) one of its requests,
+ * the others wait here in submission order. */
+struct tp_lane {
+    uintptr_t key; /* 0: the slot is free */
+    struct tp_req *head, *tail;
 };
 
 static struct {
@@ -59,6 +77,7 @@ static struct {
     bool shutdown;    /* process exit: idle workers leave */
     bool have_zombie; /* `zombie` exited and still needs joining */
     pthread_t zombie;
+    struct tp_lane lanes[TP_MAX_LANES];
 } tp = {
     .lock = PTHREAD_MUTEX_INITIALIZER,
     .cond = PTHREAD_COND_INITIALIZER,
@@ -127,6 +146,39 @@ static void tp_worker_exit(void)
     }
 }
 
+/* The busy lane with this key, or NULL.  Called with tp.lock held. */
+static struct tp_lane *tp_lane_find(uintptr_t key)
+{
+    for (int i = 0; i < TP_MAX_LANES; i++) {
+        if (tp.lanes[i].key == key) {
+            return &tp.lanes[i];
+        }
+    }
+    return NULL;
+}
+
+/* After running a request of lane `key`: the next one of that lane, which
+ * the caller runs at once, or NULL when the lane is done and its slot
+ * freed.  Called with tp.lock held. */
+static struct tp_req *tp_lane_next(uintptr_t key)
+{
+    struct tp_lane *l = tp_lane_find(key);
+    struct tp_req *r;
+
+    if (!l->head) {
+        l->key = 0;
+        return NULL;
+    }
+    r = l->head;
+    l->head = r->next;
+    if (!l->head) {
+        l->tail = NULL;
+    }
+    return r;
+}
+
+static bool tp_spawn(void);
+
 static void *tp_worker(void *arg)
 {
     pthread_mutex_lock(&tp.lock);
@@ -134,16 +186,32 @@ static void *tp_worker(void *arg)
         struct tp_req *r = tp_pop();
 
         tp.busy++;
-        pthread_mutex_unlock(&tp.lock);
-        r->ret = r->fn(r->opaque);
-        /* Counted before the completion can reach the submitter, whose
-         * next request (the common case for one coroutine issuing I/O
-         * after I/O) then finds us instead of starting another worker. */
-        __atomic_fetch_add(&tp.finishing, 1, __ATOMIC_RELAXED);
-        /* the last touch of r: once queued it may complete and vanish */
-        loop_defer_bh(r->loop, &r->bh);
-        pthread_mutex_lock(&tp.lock);
-        __atomic_fetch_sub(&tp.finishing, 1, __ATOMIC_RELAXED);
+        while (r) {
+            uintptr_t lane = r->lane;
+
+            pthread_mutex_unlock(&tp.lock);
+            r->ret = r->fn(r->opaque);
+            /* Counted before the completion can reach the submitter, whose
+             * next request (the common case for one coroutine issuing I/O
+             * after I/O) then finds us instead of starting another
+             * worker. */
+            __atomic_fetch_add(&tp.finishing, 1, __ATOMIC_RELAXED);
+            /* the last touch of r: once queued it may complete and
+             * vanish */
+            loop_defer_bh(r->loop, &r->bh);
+            pthread_mutex_lock(&tp.lock);
+            __atomic_fetch_sub(&tp.finishing, 1, __ATOMIC_RELAXED);
+            r = lane ? tp_lane_next(lane) : NULL;
+            if (r && tp.queued > tp.idle) {
+                /* whoever queued work counted on us being about to
+                 * finish: we stay with the lane, so find it a worker */
+                if (tp.idle > 0) {
+                    pthread_cond_signal(&tp.cond);
+                } else if (tp.threads < tp.max) {
+                    tp_spawn();
+                }
+            }
+        }
         tp.busy--;
     }
     tp_worker_exit();
@@ -178,6 +246,7 @@ static void tp_atfork_child(void)
     tp.head = tp.tail = NULL;
     tp.queued = tp.threads = tp.idle = tp.busy = tp.finishing = 0;
     tp.have_zombie = false;
+    memset(tp.lanes, 0, sizeof(tp.lanes));
     tp.shutdown = false;
     tp.max = max;
 }
@@ -216,11 +285,35 @@ static bool tp_queue(struct tp_req *r)
     r->next = NULL;
     pthread_once(&tp_atfork_once, tp_atfork_register);
     pthread_mutex_lock(&tp.lock);
+    if (r->lane) {
+        struct tp_lane *l = tp_lane_find(r->lane);
+        if (l) {
+            /* the worker running the lane takes it after the others */
+            if (l->tail) {
+                l->tail->next = r;
+            } else {
+                l->head = r;
+            }
+            l->tail = r;
+            pthread_mutex_unlock(&tp.lock);
+            return true;
+        }
+        l = tp_lane_find(0);
+        if (l) {
+            l->key = r->lane;
+        } else {
+            r->lane = 0; /* every slot busy: run it like any request */
+        }
+    }
     /* workers that will take a request without a new thread */
     spare = tp.idle + __atomic_load_n(&tp.finishing, __ATOMIC_RELAXED);
     if (tp.queued + 1 > spare && tp.threads < tp.max && !tp_spawn() &&
         tp.threads == 0) {
         ok = false;
+        if (r->lane) {
+            /* run by the caller: the lane holds nothing else yet */
+            tp_lane_find(r->lane)->key = 0;
+        }
     } else {
         if (tp.tail) {
             tp.tail->next = r;
@@ -274,9 +367,10 @@ static void tp_run_done(void *opaque)
     coroutine_enter(r->co);
 }
 
-int coroutine_fn threadpool_run(threadpool_fn *fn, void *opaque)
+int coroutine_fn threadpool_run_lane(uintptr_t lane, threadpool_fn *fn,
+                                     void *opaque)
 {
-    struct tp_req r = {.fn = fn, .opaque = opaque};
+    struct tp_req r = {.fn = fn, .opaque = opaque, .lane = lane};
 
     r.co = coroutine_self();
     if (!r.co) {
@@ -290,6 +384,11 @@ int coroutine_fn threadpool_run(threadpool_fn *fn, void *opaque)
         coroutine_yield();
     }
     return r.ret;
+}
+
+int coroutine_fn threadpool_run(threadpool_fn *fn, void *opaque)
+{
+    return threadpool_run_lane(0, fn, opaque);
 }
 
 static void tp_submit_done(void *opaque)

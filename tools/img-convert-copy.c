@@ -6,16 +6,19 @@
  * zero runs of at least -S bytes are skipped (or written as zeroes when
  * the target does not read as zeroes).  Several coroutines share one
  * cursor, each with its own buffer, so reads of later chunks overlap the
- * writes of earlier ones.  Without -W the writes land in offset order, one
- * at a time as in qemu-img: a finished writer hands the turn straight to
- * the next one, and chunks that are data from end to end and already read
- * go out together as one larger write. */
+ * writes of earlier ones.  Without -W the writes start in offset order: a
+ * writer hands the turn to the next one when its write completes, as in
+ * qemu-img, or as soon as it is issued where that gives the same image
+ * (raw, and whole-cluster writes to a new qcow2); chunks that are data
+ * from end to end and already read go out together as one larger write. */
 #include "config.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "img-convert.h"
 #include "loop.h"
@@ -137,91 +140,6 @@ static int64_t coroutine_fn convert_iteration(struct convert_state *s,
         }
     }
     return (int64_t)n;
-}
-
-/* Most data sectors show a non-zero first byte: deciding that inline
- * touches one cache line per sector instead of calling out for three. */
-static inline bool sector_is_zero(const uint8_t *sector)
-{
-    return sector[0] == 0 && buffer_is_zero(sector, CONVERT_SECTOR);
-}
-
-/* qemu-img's is_allocated_sectors(): is the first sector of buf non-zero,
- * and how many sectors (*pnum) share that state.  The end of the run is
- * aligned to `alignment` sectors so writes avoid read-modify-write. */
-static bool is_allocated_sectors(const uint8_t *buf, int64_t n,
-                                 int64_t *pnum, int64_t sector_num,
-                                 int64_t alignment)
-{
-    bool is_zero;
-    int64_t i, tail;
-
-    if (n <= 0) {
-        *pnum = 0;
-        return false;
-    }
-    is_zero = sector_is_zero(buf);
-    for (i = 1; i < n; i++) {
-        buf += CONVERT_SECTOR;
-        if (is_zero != sector_is_zero(buf)) {
-            break;
-        }
-    }
-
-    tail = (sector_num + i) & (alignment - 1);
-    if (tail) {
-        if (is_zero && i <= tail) {
-            /* the next sector is data and rewrites this tail anyway */
-            is_zero = false;
-        }
-        if (!is_zero) {
-            i += alignment - tail;
-            i = MIN(i, n);
-        } else {
-            i -= tail;
-        }
-    }
-    *pnum = i;
-    return !is_zero;
-}
-
-/* qemu-img's is_allocated_sectors_min(): like the above, but when the
- * buffer starts with data, zero runs shorter than `min` sectors are
- * counted as data so writes are not broken up for small gaps. */
-static bool is_allocated_sectors_min(const uint8_t *buf, int64_t n,
-                                     int64_t *pnum, int64_t min,
-                                     int64_t sector_num, int64_t alignment)
-{
-    int64_t num_checked, num_used;
-    bool ret;
-
-    if (n < min) {
-        min = n;
-    }
-    ret = is_allocated_sectors(buf, n, pnum, sector_num, alignment);
-    if (!ret) {
-        return ret;
-    }
-    num_used = *pnum;
-    buf += CONVERT_SECTOR * *pnum;
-    n -= *pnum;
-    sector_num += *pnum;
-    num_checked = num_used;
-
-    while (n > 0) {
-        ret = is_allocated_sectors(buf, n, pnum, sector_num, alignment);
-        buf += CONVERT_SECTOR * *pnum;
-        n -= *pnum;
-        sector_num += *pnum;
-        num_checked += *pnum;
-        if (ret) {
-            num_used = num_checked;
-        } else if (*pnum >= min) {
-            break;
-        }
-    }
-    *pnum = num_used;
-    return true;
 }
 
 /* Read [offset, offset+bytes) of the concatenated sources into buf; the
@@ -413,7 +331,22 @@ static struct convert_worker *waiter_at(struct convert_state *s,
     return NULL;
 }
 
-/* Without -W: sleep until every byte before our chunk is written. */
+/* ---- the turn (without -W) ----
+ *
+ * s->wr_offs is the turn: the worker whose chunk starts there writes next.
+ * - Only the worker holding the turn moves it, once per write (guarded by
+ *   w->handed_over), to the end of what it writes, which is where the
+ *   next chunk starts: the turn only moves forward and never skips a
+ *   chunk.  (Moving it back once let a finished writer undo the moves of
+ *   the followers it had released, and everyone waited forever.)
+ * - A worker waits in wait_turn() until the turn reaches its chunk, its
+ *   chunk has been written by a group leader (w->written, set once that
+ *   write completed) or there is an error; every wake-up re-checks this,
+ *   so extra wake-ups are harmless.
+ * - Whoever moves the turn wakes the worker waiting where it now is; one
+ *   not waiting yet sees the turn when it gets there. */
+
+/* Sleep until every byte before our chunk is written (or issued). */
 static void coroutine_fn wait_turn(struct convert_state *s,
                                    struct convert_worker *w)
 {
@@ -425,12 +358,19 @@ static void coroutine_fn wait_turn(struct convert_state *s,
     w->waiting = false;
 }
 
-/* Our chunk is written: hand the turn straight to the next writer, as
- * qemu-img does, instead of a trip through the event loop. */
-static void coroutine_fn pass_turn(struct convert_state *s, uint64_t end)
+/* Our write of [w->offset, end) is done: hand the turn straight to the
+ * next writer, as qemu-img does, instead of a trip through the event
+ * loop.  Nothing when it was passed on at issue already. */
+static void coroutine_fn pass_turn(struct convert_state *s,
+                                   struct convert_worker *w, uint64_t end)
 {
     struct convert_worker *next;
 
+    if (w->handed_over) {
+        return;
+    }
+    assert(s->wr_offs == w->offset && end > w->offset);
+    w->handed_over = true;
     s->wr_offs = end;
     next = waiter_at(s, end);
     if (next) {
@@ -450,18 +390,43 @@ static void turn_bh_cb(void *opaque)
     }
 }
 
-/* For targets whose layout does not depend on the order requests finish
- * in (raw), the next writer may go as soon as our write is issued: the
- * writes still reach the file in ascending order, but several are in
- * flight, as the device wants. */
+/* May the next writer go as soon as the write of [offset, end) is issued,
+ * rather than when it completes?  Writes still start in offset order and
+ * several are in flight, as the device wants; what must not change is
+ * the target's layout, which in-order writes fix:
+ * - raw (issue_order): the layout does not depend on the order in which
+ *   writes finish.
+ * - a new qcow2 image (alloc_unit): qcow2 allocates a write's clusters
+ *   when the write starts, under a lock handed over in arrival order, and
+ *   in one step when the write covers whole clusters of one L2 table (no
+ *   cluster shared with a neighbour, no second allocation after its data
+ *   is written).  The next write then allocates after it, exactly as it
+ *   would after waiting.
+ * Anything else waits for completion, as in qemu-img. */
+static bool may_hand_over_at_issue(const struct convert_state *s,
+                                   uint64_t offset, uint64_t end)
+{
+    if (s->issue_order) {
+        return true;
+    }
+    return s->alloc_unit && offset % s->alloc_unit == 0 &&
+           end % s->alloc_unit == 0 &&
+           offset / s->alloc_span == (end - 1) / s->alloc_span;
+}
+
+/* Pass the turn on as our write [w->offset, end) is issued, when that
+ * keeps the layout (see above).  The next writer is entered from the
+ * loop, so only once our request has gone as far as it can without
+ * waiting. */
 static void hand_over_at_issue(struct convert_state *s,
                                struct convert_worker *w, uint64_t end)
 {
     struct convert_worker *next;
 
-    if (!s->issue_order) {
+    if (!s->wr_in_order || !may_hand_over_at_issue(s, w->offset, end)) {
         return;
     }
+    assert(!w->handed_over && s->wr_offs == w->offset && end > w->offset);
     w->handed_over = true;
     s->wr_offs = end;
     next = waiter_at(s, end);
@@ -511,12 +476,15 @@ static int64_t coroutine_fn convert_write_chunk(struct convert_state *s,
         return ret < 0 ? ret : (int64_t)end;
     }
 
+    /* The others stay in wait_turn() until their data is written: the
+     * turn moves past them, so nothing else lets them out and reuse their
+     * buffers while the write is in flight (an error does, but then they
+     * stop without touching them). */
     struct blk_iov qiov;
     blk_iov_init(&qiov, n + 1);
     blk_iov_add(&qiov, w->buf, w->bytes);
     for (int i = 0; i < n; i++) {
         blk_iov_add(&qiov, group[i]->buf, group[i]->bytes);
-        group[i]->written = true; /* they skip their own write */
     }
     convert_throttle(s, qiov.size);
     hand_over_at_issue(s, w, end);
@@ -525,11 +493,11 @@ static int64_t coroutine_fn convert_write_chunk(struct convert_state *s,
     if (ret < 0) {
         return ret; /* the caller wakes every waiter */
     }
-    if (!w->handed_over) {
-        s->wr_offs = end;
-    }
+    /* the turn moves past them first: released, they may move it on */
+    pass_turn(s, w, end);
     for (int i = 0; i < n; i++) {
         /* their chunk is done: let them take the next one */
+        group[i]->written = true;
         if (group[i]->waiting) {
             coroutine_enter(group[i]->co);
         }
@@ -562,7 +530,7 @@ static int coroutine_fn convert_co_copy_range(struct convert_state *s,
     ret = blk_co_copy_range(s->src[idx], w->offset - base, s->target,
                             w->offset, w->bytes);
     if (ret == 0 && s->wr_in_order) {
-        pass_turn(s, w->offset + w->bytes);
+        pass_turn(s, w, w->offset + w->bytes);
     }
     return ret;
 }
@@ -653,8 +621,8 @@ static void coroutine_fn convert_co_do_copy(void *opaque)
                                strerror((int)-end));
                     s->ret = (int)end;
                 }
-            } else if (s->wr_in_order && !w->handed_over) {
-                pass_turn(s, (uint64_t)end);
+            } else if (s->wr_in_order) {
+                pass_turn(s, w, (uint64_t)end);
             }
         }
         if (s->ret != -EINPROGRESS) {
@@ -691,6 +659,43 @@ static void coroutine_fn convert_co_count(void *opaque)
     s->done = true;
 }
 
+/* A copy buffer: aligned for any O_DIRECT target, and in huge pages
+ * where the kernel has them (fewer page faults while the first reads
+ * fill it, fewer TLB misses in the kernel's copies). */
+static uint8_t *convert_alloc_buf(size_t size)
+{
+    const size_t huge = 2 * 1024 * 1024;
+    uint8_t *buf = xmemalign(size >= huge ? huge : 4096, size);
+
+    if (size >= huge) {
+        madvise(buf, size, MADV_HUGEPAGE); /* only a hint */
+    }
+    return buf;
+}
+
+/* A new qcow2 target without backing file: which writes allocate in one
+ * step (see may_hand_over_at_issue).  An L2 table maps cluster_size / 8
+ * clusters, or / 16 with extended L2: the smaller span holds for both. */
+static void set_alloc_order(struct convert_state *s)
+{
+    struct blk_info info = {0};
+
+    s->alloc_unit = 0;
+    s->alloc_span = 0;
+    if (!s->wr_in_order || s->issue_order || !s->target_is_new ||
+        s->target_has_backing || s->compressed ||
+        strcmp(s->target->drv->name, "qcow2") != 0) {
+        return;
+    }
+    if (blk_get_info(s->target, &info) == 0 &&
+        info.cluster_size >= CONVERT_SECTOR) {
+        uint64_t cs = info.cluster_size;
+        s->alloc_unit = MAX(cs, (uint64_t)s->target->limits.request_alignment);
+        s->alloc_span = cs * (cs / 16);
+    }
+    blk_info_release(&info);
+}
+
 int convert_do_copy(struct convert_state *s)
 {
     struct loop *loop = loop_current();
@@ -717,6 +722,7 @@ int convert_do_copy(struct convert_state *s)
     s->wr_offs = 0;
     s->issue_order = s->wr_in_order && !s->target_has_backing &&
                      strcmp(s->target->drv->name, "raw") == 0;
+    set_alloc_order(s);
     s->ret = -EINPROGRESS;
     s->done = false;
     s->start_ns = clock_ns();
@@ -727,7 +733,7 @@ int convert_do_copy(struct convert_state *s)
         memset(w, 0, sizeof(*w));
         w->s = s;
         loop_bh_init(&w->turn_bh, turn_bh_cb, w);
-        w->buf = blk_alloc_buf(s->target, s->buf_size);
+        w->buf = convert_alloc_buf(s->buf_size);
         w->co = coroutine_create(convert_co_do_copy, w);
     }
     for (int i = 0; i < s->num_coroutines; i++) {

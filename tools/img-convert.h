@@ -35,7 +35,8 @@ struct convert_worker {
     enum convert_status status;
     bool full_data;  /* the whole chunk is to be written as data */
     bool waiting;    /* read, and waiting for its turn to write */
-    bool written;    /* an earlier worker wrote it along with its own */
+    bool written;    /* an earlier worker wrote it along with its own
+                      * (set once that write has completed) */
     bool handed_over; /* passed the turn on when its write was issued */
     struct loop_bh turn_bh; /* enters the worker if it is still waiting */
 };
@@ -59,6 +60,10 @@ struct convert_state {
     bool target_has_backing; /* keep unallocated ranges unallocated */
     bool wr_in_order;        /* without -W: writes land in offset order */
     bool issue_order;        /* in order of issue, not of completion */
+    /* a new qcow2 target: a write of whole alloc_unit blocks within one
+     * alloc_span has its clusters allocated before it first waits, so
+     * the next writer may go once it is issued (0: never) */
+    uint64_t alloc_unit, alloc_span; /* bytes */
     bool salvage;            /* --salvage: unreadable ranges become zeroes */
     bool copy_range;         /* -C: data copied by the kernel (offload) */
     bool quiet;
@@ -94,6 +99,15 @@ struct convert_state {
     int ret; /* -EINPROGRESS while running, then 0 or -errno */
     bool done;
 };
+
+/* qemu-img's is_allocated_sectors_min() (img-convert-zero.c): does buf
+ * (n sectors, starting at sector_num of the target) start with data, and
+ * how many sectors (*pnum) are written together, zero runs shorter than
+ * min sectors counting as data; run ends are aligned to `alignment`
+ * sectors. */
+bool is_allocated_sectors_min(const uint8_t *buf, int64_t n, int64_t *pnum,
+                              int64_t min, int64_t sector_num,
+                              int64_t alignment);
 
 /* Copy every source into the target as qemu-img's convert_do_copy():
  * s->num_coroutines coroutines share the cursor.  Prints qemu-img's
