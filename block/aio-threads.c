@@ -68,11 +68,52 @@ static void threads_detach(struct file_state *s)
 {
 }
 
+#define INLINE_READ_MAX (64 * 1024) /* metadata-sized reads */
+#define INLINE_READ_IOVS 8
+
+/* A small buffered read whose data is in the page cache is copied on the
+ * caller's thread (preadv2 RWF_NOWAIT): handing it to a worker would cost
+ * two thread wake-ups for a few microseconds of copying.  Large reads
+ * stay on the pool, where several copy at once.  Returns the bytes read,
+ * or -1 when the read must go to the pool (then nothing counts). */
+static ssize_t try_read_inline(struct file_state *s, uint64_t offset,
+                               const struct iovec *iov, int niov)
+{
+    size_t total = 0;
+    ssize_t n;
+
+    if (s->direct || s->no_nowait || niov > INLINE_READ_IOVS) {
+        return -1;
+    }
+    for (int i = 0; i < niov; i++) {
+        total += iov[i].iov_len;
+    }
+    if (total > INLINE_READ_MAX) {
+        return -1;
+    }
+    do {
+        n = preadv2(s->fd, iov, niov, (off_t)offset, RWF_NOWAIT);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0 && (errno == EOPNOTSUPP || errno == EINVAL)) {
+        s->no_nowait = true; /* this file cannot: always the pool */
+    }
+    return n < 0 ? -1 : n;
+}
+
 static ssize_t coroutine_fn threads_rw(struct file_state *s,
                                        enum file_aio_op op, uint64_t offset,
                                        const struct iovec *iov, int niov,
                                        int rwflags)
 {
+    if (op == FILE_AIO_READ && !rwflags) {
+        ssize_t n = try_read_inline(s, offset, iov, niov);
+        /* a short count is fine: the caller asks again for the rest,
+         * which then comes from the pool if it is not cached */
+        if (n > 0) {
+            return n;
+        }
+    }
+
     struct threads_req r = {
         .fd = s->fd,
         .op = op,

@@ -52,6 +52,7 @@ struct file_state {
     bool no_flush;      /* cache=unsafe: flush and FUA are no-ops */
     bool locked;        /* holds OFD lock bytes */
     bool no_rwf_dsync;  /* the kernel refused RWF_DSYNC: write + fdatasync */
+    bool no_nowait;     /* RWF_NOWAIT refused: small reads use the pool too */
     bool no_seek_data;  /* SEEK_DATA unsupported: everything is data */
     bool no_zero_range; /* FALLOC_FL_ZERO_RANGE unsupported */
     bool no_punch_hole; /* FALLOC_FL_PUNCH_HOLE unsupported */
