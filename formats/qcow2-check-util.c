@@ -36,22 +36,24 @@
 /* The end of the text last appended to, so that a hostile image with
  * many thousands of findings does not cost a strlen() each. */
 static __thread const char *last_msgs;
-static __thread size_t last_len;
+static __thread size_t last_len, last_cap;
 
 /* Append one line (a finding, in QEMU's words) to res->messages. */
 void qcow2_check_report(struct blk_check_result *res, const char *fmt, ...)
 {
-    size_t old;
+    size_t old, cap;
     va_list ap;
     char *line;
     int n;
 
     if (!res->messages) {
-        old = 0;
+        old = cap = 0;
     } else if (res->messages == last_msgs) {
         old = last_len;
+        cap = last_cap;
     } else {
         old = strlen(res->messages);
+        cap = old + 1;
     }
     va_start(ap, fmt);
     n = vasprintf(&line, fmt, ap);
@@ -59,12 +61,17 @@ void qcow2_check_report(struct blk_check_result *res, const char *fmt, ...)
     if (n < 0) {
         abort();
     }
-    res->messages = xrealloc(res->messages, old + n + 2);
+    if (old + n + 2 > cap) {
+        /* doubling: a hostile image can have millions of findings */
+        cap = MAX(old + n + 2, cap * 2);
+        res->messages = xrealloc(res->messages, cap);
+    }
     memcpy(res->messages + old, line, n);
     res->messages[old + n] = '\n';
     res->messages[old + n + 1] = '\0';
     last_msgs = res->messages;
     last_len = old + n + 1;
+    last_cap = cap;
     free(line);
 }
 
