@@ -679,23 +679,21 @@ static int coroutine_fn detect_metadata_preallocation(struct blk_node *bs)
 {
     struct qcow2_state *s = bs->opaque;
     int64_t real = blk_allocated_size(bs->file), real_clusters, threshold;
-    int64_t end, count = 0;
+    uint64_t count;
+    int ret;
 
     if (real < 0) {
         return (int)real;
     }
     real_clusters = real / s->cluster_size;
     threshold = MAX(real_clusters * 10 / 9, real_clusters + 2);
-    end = (int64_t)qcow2_size_to_clusters(s, bs->file->size);
-    for (int64_t i = 0; i < end && count < threshold; i++) {
-        uint64_t rc;
-        int ret = qcow2_get_refcount(bs, i, &rc);
-        if (ret < 0) {
-            return ret;
-        }
-        count += rc != 0;
+    ret = qcow2_count_used_clusters(bs, qcow2_size_to_clusters(s,
+                                                               bs->file->size),
+                                    (uint64_t)threshold, &count);
+    if (ret < 0) {
+        return ret;
     }
-    return count >= threshold;
+    return count >= (uint64_t)threshold;
 }
 
 /* The kind of the first run of clusters, as QEMU reports it. */

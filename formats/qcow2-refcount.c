@@ -106,6 +106,41 @@ int coroutine_fn qcow2_get_refcount(struct blk_node *bs,
     return 0;
 }
 
+int coroutine_fn qcow2_count_used_clusters(struct blk_node *bs, uint64_t end,
+                                           uint64_t limit, uint64_t *count)
+{
+    struct qcow2_state *s = bs->opaque;
+    uint64_t n = 0;
+    int ret = 0;
+
+    for (uint64_t first = 0; first < end && n < limit;
+         first += s->refblock_size) {
+        uint64_t off, stop = MIN(end - first, (uint64_t)s->refblock_size);
+        void *blk;
+
+        if ((first >> s->refblock_bits) >= s->refcount_table_size) {
+            break; /* no refcount table entry: nothing beyond is in use */
+        }
+        ret = refblock_offset(bs, first >> s->refblock_bits, &off);
+        if (ret < 0) {
+            break;
+        }
+        if (!off) {
+            continue; /* a whole refcount block of free clusters */
+        }
+        ret = qcow2_cache_get(bs, s->refblock_cache, off, &blk);
+        if (ret < 0) {
+            break;
+        }
+        for (uint64_t i = 0; i < stop && n < limit; i++) {
+            n += rc_get(s, blk, i) != 0;
+        }
+        qcow2_cache_put(s->refblock_cache, &blk);
+    }
+    *count = n;
+    return ret;
+}
+
 static bool in_same_refblock(const struct qcow2_state *s, uint64_t a,
                              uint64_t b)
 {

@@ -432,6 +432,10 @@ int coroutine_fn qcow2_co_truncate(struct blk_node *bs, uint64_t size,
                                    bool exact, enum blk_prealloc prealloc,
                                    struct strata_error **errp);
 
+/* How many of clusters [0, end) have a non-zero refcount, counting at
+ * most up to limit; absent refcount blocks are skipped whole. */
+int coroutine_fn qcow2_count_used_clusters(struct blk_node *bs, uint64_t end,
+                                           uint64_t limit, uint64_t *count);
 /* ---- qcow2-refcount.c ---- */
 
 int coroutine_fn qcow2_refcount_init(struct blk_node *bs);
