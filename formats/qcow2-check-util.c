@@ -20,8 +20,10 @@
 #include "util.h"
 
 /* The IMRT may not grow past this (a hostile entry pointing to an absurd
- * offset gets -ENOMEM, as QEMU's failing allocation would). */
-#define IMRT_MAX_BYTES (1ull << 31)
+ * offset gets -ENOMEM, as QEMU's failing allocation would).  1 GiB holds
+ * the refcounts of a 32 TiB file in 64 KiB clusters at 16 bits; a dirty
+ * image repaired on open must not make the process take much more. */
+#define IMRT_MAX_BYTES (1ull << 30)
 
 /* At most this much of active L2 tables (and refblocks) is kept for the
  * later passes of a check. */
