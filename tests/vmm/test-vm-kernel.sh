@@ -53,10 +53,17 @@ if wait_until 30 test -s "$T/vm2.pid"; then
 else
     not_ok "pidfile written while the guest runs"
 fi
+# under STRATA_VALGRIND, $bg is the shell that runs valgrind, and the
+# VM is its child
+vmpid=$bg
+if [ "${STRATA_VALGRIND:-0}" = 1 ]; then
+    vmpid=$(pgrep -P "$bg" | head -n 1)
+fi
 check_eq "pidfile holds the process id" "$(cat "$T/vm2.pid" 2>/dev/null)" \
-    "$bg"
+    "$vmpid"
 check_eq "-name sets the process name" \
-    "$(cat "/proc/$bg/comm" 2>/dev/null)" "strata-test-vm"
+    "$(cat "/proc/$vmpid/comm" 2>/dev/null)" "strata-test-vm"
+pkill -P "$bg" 2>/dev/null
 kill "$bg"
 wait "$bg" || true
 done_testing
