@@ -193,6 +193,18 @@ int coroutine_fn vhdx_log_write_and_flush(struct blk_node *bs, uint64_t off,
  * headers) if this open made it active.  Caller holds s->lock. */
 int coroutine_fn vhdx_log_clear(struct blk_node *bs);
 
+/* vhdx-io.c: the driver's data path */
+int coroutine_fn vhdx_co_preadv(struct blk_node *bs, uint64_t offset,
+                                uint64_t bytes, struct blk_iov *qiov,
+                                unsigned flags);
+int coroutine_fn vhdx_co_pwritev(struct blk_node *bs, uint64_t offset,
+                                 uint64_t bytes, struct blk_iov *qiov,
+                                 unsigned flags);
+int coroutine_fn vhdx_co_flush(struct blk_node *bs);
+int coroutine_fn vhdx_co_block_status(struct blk_node *bs, uint64_t offset,
+                                      uint64_t bytes, uint64_t *pnum,
+                                      uint64_t *map, struct blk_node **file);
+
 /* vhdx-create.c */
 int vhdx_create(const char *filename, struct blk_opts *opts,
                 struct strata_error **errp);
