@@ -29,3 +29,25 @@ no_asan()
 {
     grep -v '^==[0-9]*==WARNING: ASan' || true
 }
+
+# run TOOL IMG: the requests of the array OPS in one session of TOOL
+# (strata-io or qemu-io)
+run()
+{
+    local args=() o
+    for o in "${OPS[@]}"; do
+        args+=(-c "$o")
+    done
+    "$1" "${args[@]}" "$2" >/dev/null 2>&1
+}
+
+# same DESC A B: the two files are byte-identical
+same()
+{
+    if cmp -s "$2" "$3"; then
+        ok "$1"
+    else
+        not_ok "$1"
+        diag "$(cmp "$2" "$3" 2>&1)"
+    fi
+}

@@ -21,27 +21,6 @@ OPS=(
     'write -P 0x12 130k 2k' 'write -P 0x13 1000k 24k'
 )
 
-# run TOOL IMG: the requests in one session
-run()
-{
-    local args=() o
-    for o in "${OPS[@]}"; do
-        args+=(-c "$o")
-    done
-    "$1" "${args[@]}" "$2" >/dev/null 2>&1
-}
-
-# same DESC A B: the two files are byte-identical
-same()
-{
-    if cmp -s "$2" "$3"; then
-        ok "$1"
-    else
-        not_ok "$1"
-        diag "$(cmp "$2" "$3" 2>&1)"
-    fi
-}
-
 # at DIR CMD...: run CMD inside DIR (a subshell)
 at() (
     cd "$1"

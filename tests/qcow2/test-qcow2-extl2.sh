@@ -28,27 +28,6 @@ OPS=(
     'write -P 0x1a 4032k 64k' 'write -z -u 4064k 32k' 'write -P 0x1b 2M 4k'
 )
 
-# run TOOL IMG: apply OPS in one session
-run()
-{
-    local args=() o
-    for o in "${OPS[@]}"; do
-        args+=(-c "$o")
-    done
-    "$1" "${args[@]}" "$2" >/dev/null 2>&1
-}
-
-# same DESC A B: the two files are byte-identical
-same()
-{
-    if cmp -s "$2" "$3"; then
-        ok "$1"
-    else
-        not_ok "$1"
-        diag "$(cmp "$2" "$3" 2>&1)"
-    fi
-}
-
 n=0
 for cs in 16k 64k 2M; do
     for bk in no yes; do
