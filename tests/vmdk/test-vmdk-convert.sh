@@ -37,7 +37,12 @@ for sf in $subs; do
         same=yes
         for f in q/*; do
             b=${f#q/}
-            cmp -s <(norm "q/$b") <(norm "s/$b") || same="no ($b)"
+            if ! cmp -s <(norm "q/$b") <(norm "s/$b"); then
+                same="no ($b)"
+                # keep what differed for whoever looks at a failure
+                diff <(norm "q/$b" | cat -A) <(norm "s/$b" | cat -A) |
+                    head -20 | sed 's/^/# /'
+            fi
         done
         check_eq "$in -> $sf: same files as qemu-img convert" "$same" yes
     done
