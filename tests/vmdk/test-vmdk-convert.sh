@@ -9,12 +9,17 @@ cd "$T"
 
 subs="monolithicSparse monolithicFlat twoGbMaxExtentSparse twoGbMaxExtentFlat
       streamOptimized"
+# The CID is random and printed without leading zeroes.  When the first
+# write rewrites it shorter, qemu-img leaves the old text's last bytes
+# after the new terminating NUL (strata zeroes them), so the text is
+# compared up to its first NUL only.
 norm() {
     perl -0777 -pe 'if (substr($_, 0, 4) eq "KDMV") {
         my $r = substr($_, 512, 10240);
         $r =~ s/\nCID=[0-9a-f]+/\nCID=x/;
+        $r =~ s/\0.*\z//s;
         substr($_, 512, 10240) = $r . ("\0" x (10240 - length $r));
-    } else { s/^CID=[0-9a-f]+/CID=x/m; s/\0+\z// }' "$1"
+    } else { s/^CID=[0-9a-f]+/CID=x/m; s/\0.*\z//s }' "$1"
 }
 
 # data, zero runs, unaligned pieces, incompressible data, a short tail
