@@ -48,6 +48,10 @@ enum {
     BLK_O_CHECK = 1u << 9,        /* opened by check: a corrupt image may be
                                    * opened read-write, a dirty one is not
                                    * repaired on open (QEMU's BDRV_O_CHECK) */
+    BLK_O_NO_IO = 1u << 10,       /* opened to be described (info): no
+                                   * guest data is read or written, so an
+                                   * encrypted image needs no key (QEMU's
+                                   * BDRV_O_NO_IO) */
 };
 
 /* Request flags. */

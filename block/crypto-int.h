@@ -39,7 +39,8 @@ struct sector_cipher {
 struct crypto_block {
     struct sector_cipher c;     /* for LUKS its key is the master key */
     bool luks;
-    bool unlocked;              /* LUKS: c holds the master key */
+    bool unlocked;              /* c holds the key (LUKS: the master key);
+                                 * without it no data goes through */
     struct crypto_luks_info info;
     uint8_t hdr[LUKS_HDR_SIZE]; /* LUKS: the header as on disk */
 };

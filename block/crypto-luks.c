@@ -135,15 +135,23 @@ out:
     return ret;
 }
 
+/* A header opened without its password has no key: its data can neither
+ * be read nor written. */
 int crypto_encrypt(struct crypto_block *b, uint64_t offset, void *buf,
                    size_t len)
 {
+    if (!b->unlocked) {
+        return -EPERM;
+    }
     return luks_cipher_run(&b->c, offset / CRYPTO_SECTOR_SIZE, buf, len, 1);
 }
 
 int crypto_decrypt(struct crypto_block *b, uint64_t offset, void *buf,
                    size_t len)
 {
+    if (!b->unlocked) {
+        return -EPERM;
+    }
     return luks_cipher_run(&b->c, offset / CRYPTO_SECTOR_SIZE, buf, len, 0);
 }
 
@@ -654,14 +662,16 @@ int crypto_qcow_aes_open(struct crypto_block **out, const char *password,
 {
     struct crypto_block *b = xzalloc(sizeof(*b));
     uint8_t key[16] = {0};
-    size_t n = strlen(password);
 
-    memcpy(key, password, MIN(n, sizeof(key)));
     b->c.cipher = EVP_aes_128_cbc();
     b->c.ivgen = IVGEN_PLAIN64;
     b->c.key_len = 16;
-    memcpy(b->c.key, key, 16);
-    OPENSSL_cleanse(key, sizeof(key));
+    if (password) {
+        memcpy(key, password, MIN(strlen(password), sizeof(key)));
+        memcpy(b->c.key, key, 16);
+        OPENSSL_cleanse(key, sizeof(key));
+        b->unlocked = true;
+    }
     (void)errp;
     *out = b;
     return 0;

@@ -49,7 +49,8 @@ struct crypto_luks_info {
 
 /* Parse a LUKS1 header read through rd and unlock a key slot with the
  * password ("Invalid password, cannot unlock any keyslot" if none opens).
- * A NULL password only parses the header (no data I/O possible). */
+ * A NULL password only parses the header (crypto_encrypt/decrypt then fail
+ * with -EPERM). */
 int crypto_luks_open(struct crypto_block **out, crypto_read_fn *rd,
                      void *opaque, const char *password,
                      struct strata_error **errp);
@@ -90,7 +91,8 @@ int crypto_luks_amend(struct crypto_block *b, const struct crypto_luks_amend *a,
                       void *opaque, struct strata_error **errp);
 
 /* Legacy qcow AES: AES-128-CBC, key = the password's first 16 bytes padded
- * with zeroes, IV plain64. */
+ * with zeroes, IV plain64.  A NULL password gives a block that only says
+ * what it is (crypto_encrypt/decrypt then fail with -EPERM). */
 int crypto_qcow_aes_open(struct crypto_block **out, const char *password,
                          struct strata_error **errp);
 

@@ -93,12 +93,20 @@ int coroutine_fn qcow2_crypto_open(struct blk_node *bs, struct blk_opts *opts,
                           s->crypt_method == QCOW2_CRYPT_AES ? "aes" : "luks",
                           fmt);
     }
-    if (!id) {
+    if (bs->flags & BLK_O_NO_IO) {
+        /* info describes the header only: like qemu-img info, it neither
+         * needs the key nor checks one it is given.  Without the key no
+         * write could be encrypted, and one that allocated first would
+         * leak its clusters: such an open is read-only. */
+        if (!bs->read_only) {
+            return error_setg(errp, -EPERM, "An encrypted image opened "
+                              "without its key cannot be written");
+        }
+        secret = NULL;
+    } else if (!id) {
         return error_setg(errp, -EINVAL, "Parameter 'encrypt.key-secret' is "
                           "required for cipher");
-    }
-    secret = crypto_secret_lookup(id);
-    if (!secret) {
+    } else if (!(secret = crypto_secret_lookup(id))) {
         return error_setg(errp, -ENOENT, "No secret with id '%s'", id);
     }
     if (s->crypt_method == QCOW2_CRYPT_AES) {

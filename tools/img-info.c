@@ -283,7 +283,7 @@ static struct json *collect(const char *filename, const char *fmt,
         seen[nseen++] = name;
 
         bs = img_open(name, bfmt, image_opts, NULL,
-                      BLK_O_NO_BACKING |
+                      BLK_O_NO_BACKING | BLK_O_NO_IO |
                           (force_share ? BLK_O_FORCE_SHARE : 0),
                       false);
         if (!bs) {

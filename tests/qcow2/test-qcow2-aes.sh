@@ -9,7 +9,7 @@ requires qemu-img qemu-io strata-img strata-io
 requires_config HAVE_OPENSSL
 tmpdir
 cd "$T"
-plan 10
+plan 11
 
 S=(--object secret,id=sec0,data=pass)
 opts() { echo "driver=qcow2,file.filename=$1,encrypt.key-secret=sec0"; }
@@ -46,8 +46,10 @@ check_eq "info: the same format-specific block as qemu-img" \
        sed -n '/^Format specific/,$p')" \
     "$(qemu-img info "${S[@]}" --image-opts "$(opts a.qcow2)" |
        sed -n '/^Format specific/,$p')"
-_run strata-img info a.qcow2
-check_match "no secret: QEMU's message" "$(cat "$_out")" \
+check_eq "info without the secret: the text of qemu-img info" \
+    "$(strata-img info a.qcow2 2>&1)" "$(qemu-img info a.qcow2 2>&1)"
+_run strata-img compare a.qcow2 qref.raw
+check_match "no secret, reading data: QEMU's message" "$(cat "$_out")" \
     "Parameter 'encrypt.key-secret' is required for cipher"
 
 _run strata-img convert -n "${S[@]}" --target-image-opts qref.raw \

@@ -11,7 +11,7 @@ requires qemu-img qemu-io strata-img strata-io python3
 requires_config HAVE_OPENSSL
 tmpdir
 cd "$T"
-plan 37
+plan 40
 
 S=(--object secret,id=sec0,data=s3cret)
 LUKS=encrypt.format=luks,encrypt.key-secret=sec0,encrypt.iter-time=10
@@ -78,8 +78,19 @@ check_eq "map --output=json as qemu-img (no host offsets: encrypted)" \
     "$(qemu-img map --output=json "${S[@]}" --image-opts "$(opts q.qcow2)")"
 
 # ---- errors ----
-_run strata-img info q.qcow2
-check_eq "no secret: QEMU's message" "$(tail -1 "$_out")" \
+# info needs no key (it reads no data), as qemu-img info
+check_eq "info without the secret: the text of qemu-img info" \
+    "$(strata-img info q.qcow2 2>&1)" "$(qemu-img info q.qcow2 2>&1)"
+check_eq "info --output=json without the secret: qemu-img's document" \
+    "$(strata-img info --output=json q.qcow2 2>&1)" \
+    "$(qemu-img info --output=json q.qcow2 2>&1)"
+check_eq "info with a wrong secret: not checked, as qemu-img info" \
+    "$(strata-img info --object secret,id=sec0,data=wrong --image-opts \
+       "$(opts q.qcow2)" 2>&1 | sed 1d)" \
+    "$(qemu-img info --object secret,id=sec0,data=wrong --image-opts \
+       "$(opts q.qcow2)" 2>&1 | sed 1d)"
+_run strata-img map q.qcow2
+check_eq "no secret, reading data (map): QEMU's message" "$(tail -1 "$_out")" \
     "strata-img: Could not open 'q.qcow2': Parameter 'encrypt.key-secret' \
 is required for cipher"
 _run strata-img compare --object secret,id=sec0,data=wrong --image-opts \
@@ -87,7 +98,7 @@ _run strata-img compare --object secret,id=sec0,data=wrong --image-opts \
 check_match "wrong password: QEMU's message" "$(cat "$_out")" \
     "Invalid password, cannot unlock any keyslot"
 check_fail "a secret id that was not defined fails" \
-    strata-img info --object secret,id=other,data=x --image-opts \
+    strata-img map --object secret,id=other,data=x --image-opts \
     "$(opts q.qcow2)"
 # hostile headers (QEMU's layout: the extension first, at 0x70)
 cp q.qcow2 h1.qcow2
