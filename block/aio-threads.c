@@ -68,14 +68,24 @@ static void threads_detach(struct file_state *s)
 {
 }
 
-#define INLINE_READ_MAX (64 * 1024) /* metadata-sized reads */
-#define INLINE_READ_IOVS 8
+#define INLINE_READ_IOVS 64
 
-/* A small buffered read whose data is in the page cache is copied on the
+/* Up to how many bytes a cached read is copied inline (see below).  The
+ * default covers metadata-sized reads; blk_set_inline_read_max raises it
+ * for programs whose loop thread has nothing better to do. */
+static size_t inline_read_max = 64 * 1024;
+
+void blk_set_inline_read_max(size_t bytes)
+{
+    __atomic_store_n(&inline_read_max, bytes, __ATOMIC_RELAXED);
+}
+
+/* A buffered read whose data is in the page cache is copied on the
  * caller's thread (preadv2 RWF_NOWAIT): handing it to a worker would cost
- * two thread wake-ups for a few microseconds of copying.  Large reads
- * stay on the pool, where several copy at once.  Returns the bytes read,
- * or -1 when the read must go to the pool (then nothing counts). */
+ * two thread wake-ups for a few microseconds of copying.  Larger reads
+ * stay on the pool, where several copy at once, unless the program said
+ * otherwise.  Returns the bytes read, or -1 when the read must go to the
+ * pool (then nothing counts). */
 static ssize_t try_read_inline(struct file_state *s, uint64_t offset,
                                const struct iovec *iov, int niov)
 {
@@ -88,7 +98,7 @@ static ssize_t try_read_inline(struct file_state *s, uint64_t offset,
     for (int i = 0; i < niov; i++) {
         total += iov[i].iov_len;
     }
-    if (total > INLINE_READ_MAX) {
+    if (total > __atomic_load_n(&inline_read_max, __ATOMIC_RELAXED)) {
         return -1;
     }
     do {

@@ -329,6 +329,12 @@ const struct blk_driver *blk_probe_buf(const uint8_t *buf, size_t len,
 /* Parse a cache mode (writeback, writethrough, none, directsync, unsafe)
  * into BLK_O_NOCACHE/BLK_O_NO_FLUSH/BLK_O_WRITETHROUGH bits. */
 int blk_parse_cache_mode(const char *mode, unsigned *flags);
+/* aio=threads: buffered reads of up to `bytes` whose data is in the page
+ * cache are copied on the calling thread rather than by a worker (default
+ * 64 KiB, metadata-sized).  A batch program whose loop thread is otherwise
+ * idle (strata-img) raises it: that thread then does the reading while
+ * workers write, instead of more workers than cores copying at once. */
+void blk_set_inline_read_max(size_t bytes);
 
 /* ---- opening and creating ---- */
 

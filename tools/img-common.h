@@ -6,6 +6,14 @@
 #include <stdint.h>
 #include "block.h"
 
+/* For blk_set_inline_read_max in the commands whose loop thread is idle
+ * while data streams (convert, compare): it then reads cached data itself
+ * (no thread hops, and no more copying threads than cores next to the
+ * writer).  Above convert's 2 MiB chunks.  Commands that read more than
+ * they write (rebase, bench) keep the default: the pool copies on every
+ * core at once. */
+#define TOOL_INLINE_READ_MAX (4 * 1024 * 1024)
+
 /* Program name used as the prefix of messages ("strata-img"). */
 extern const char *tool_name;
 

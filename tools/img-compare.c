@@ -298,6 +298,7 @@ int img_compare(int argc, char **argv)
         goto out;
     }
     flags |= o.force_share ? BLK_O_FORCE_SHARE : 0;
+    blk_set_inline_read_max(TOOL_INLINE_READ_MAX);
     s1.bs = img_open(s1.filename, o.fmt, o.image_opts, o.cache, flags, o.quiet);
     if (!s1.bs) {
         ret = CMP_OPEN_ERROR;

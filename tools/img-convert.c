@@ -494,6 +494,7 @@ int img_convert(int argc, char **argv)
     if (parse_args(&a, argc, argv) || check_args(&a)) {
         goto fail_getopt;
     }
+    blk_set_inline_read_max(TOOL_INLINE_READ_MAX);
     if (!a.out_fmt && !a.tgt_image_opts) {
         a.out_fmt = "raw";
     }
