@@ -350,7 +350,16 @@ void blk_close(struct blk_node *bs);
 /* For format drivers: open bs->backing from bs->backing_file/format,
  * resolved relative to bs->filename; refuses loops and absurd depth. */
 int blk_open_backing(struct blk_node *bs, struct strata_error **errp);
-/* "dir/of/overlay" + relative backing name; absolute names unchanged. */
+/* A "json:{...}" name (QEMU's pseudo-protocol: the image's open options
+ * as a JSON object)?  blk_open and backing files accept them. */
+bool blk_is_json_filename(const char *filename);
+/* Add the options of a json: name to opts (nested objects become dotted
+ * keys; keys opts already holds keep their value).  1 if it was one, 0 if
+ * filename is an ordinary name, or -errno for bad JSON. */
+int blk_json_filename_opts(const char *filename, struct blk_opts *opts,
+                           struct strata_error **errp);
+/* "dir/of/overlay" + relative backing name; absolute names (and json:
+ * names) unchanged. */
 char *blk_resolve_backing_name(const char *overlay, const char *backing);
 /* Create an image of format fmt; opts hold "size" and create options. */
 int blk_create(const char *filename, const char *fmt, struct blk_opts *opts,

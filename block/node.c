@@ -252,9 +252,18 @@ int blk_open(struct blk_node **out, const char *filename,
              struct strata_error **errp)
 {
     struct blk_opts *copy = opts ? opts_clone(opts) : opts_new();
-    char *archive = ova_member_name(filename, copy);
-    int ret = open_node(out, archive ? archive : filename, copy, flags, errp);
+    char *archive;
+    int ret = blk_json_filename_opts(filename, copy, errp);
 
+    if (ret < 0) {
+        opts_free(copy);
+        return ret;
+    }
+    if (ret > 0) {
+        filename = NULL; /* the options name the file */
+    }
+    archive = ova_member_name(filename, copy);
+    ret = open_node(out, archive ? archive : filename, copy, flags, errp);
     free(archive);
     return ret;
 }
@@ -263,7 +272,8 @@ char *blk_resolve_backing_name(const char *overlay, const char *backing)
 {
     const char *slash = strrchr(overlay, '/');
 
-    if (backing[0] == '/' || strstr(backing, "://") || !slash) {
+    if (backing[0] == '/' || strstr(backing, "://") || !slash ||
+        blk_is_json_filename(backing)) {
         return xstrdup(backing);
     }
     return xasprintf("%.*s/%s", (int)(slash - overlay), overlay, backing);
@@ -317,7 +327,13 @@ int blk_open_backing(struct blk_node *bs, struct strata_error **errp)
     flags = bs->flags & (BLK_O_NOCACHE | BLK_O_NO_FLUSH | BLK_O_FORCE_SHARE |
                          BLK_O_NO_LOCK);
     open_chain[open_chain_len++] = canon;
-    ret = open_node(&bs->backing, name, opts, flags, &err);
+    ret = blk_json_filename_opts(name, opts, &err);
+    if (ret < 0) {
+        opts_free(opts);
+    } else {
+        ret = open_node(&bs->backing, ret > 0 ? NULL : name, opts, flags,
+                        &err);
+    }
     free(open_chain[--open_chain_len]);
     if (ret < 0) {
         error_setg(errp, ret, "Could not open backing file: %s",
