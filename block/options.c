@@ -267,7 +267,7 @@ int opts_get_uint(struct blk_opts *o, const char *key, uint64_t def,
         *out = def;
         return 0;
     }
-    ret = parse_uint(v, out);
+    ret = parse_number(v, out);
     return ret < 0 ? bad_number(errp, ret, key, v) : 0;
 }
 
@@ -366,7 +366,7 @@ int opts_validate(const struct blk_opts *o, const struct blk_opt_desc *desc,
             }
             break;
         case OPT_NUMBER:
-            ret = parse_uint(opt->value, &u);
+            ret = parse_number(opt->value, &u);
             if (ret < 0) {
                 return bad_number(errp, ret, opt->key, opt->value);
             }
@@ -400,6 +400,23 @@ int parse_bool(const char *str, bool *out)
         }
     }
     return -EINVAL;
+}
+
+int parse_number(const char *str, uint64_t *out)
+{
+    unsigned long long v;
+    char *end;
+
+    errno = 0;
+    v = strtoull(str, &end, 0);
+    if (end == str || *end) {
+        return -EINVAL;
+    }
+    if (errno == ERANGE) {
+        return -ERANGE;
+    }
+    *out = v;
+    return 0;
 }
 
 int parse_uint(const char *str, uint64_t *out)

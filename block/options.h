@@ -67,6 +67,10 @@ int opts_validate(const struct blk_opts *o, const struct blk_opt_desc *desc,
 int parse_size(const char *str, uint64_t *out);
 /* Strict unsigned integer (decimal, or 0x hex). */
 int parse_uint(const char *str, uint64_t *out);
+/* A number option as QEMU reads one (strtoull, base 0): leading blanks, a
+ * sign ("-1" is 2^64 - 1), 0x hex, 0 octal.  -EINVAL for no digits or
+ * trailing garbage, -ERANGE past 64 bits. */
+int parse_number(const char *str, uint64_t *out);
 int parse_bool(const char *str, bool *out); /* on/off yes/no true/false 1/0 */
 /* Human size as qemu-img prints it: "10 MiB", "1.5 GiB", "512 B". */
 void format_size(uint64_t size, char *buf, size_t buflen);

@@ -93,8 +93,8 @@ static void print_formatting(const char *filename, const char *fmt,
         printf("%s%s=", sep, d->name);
         if (set && d->type == OPT_SIZE && parse_size(v, &u) == 0) {
             printf("%llu", (unsigned long long)u);
-        } else if (set && d->type == OPT_NUMBER && parse_uint(v, &u) == 0) {
-            printf("%llu", (unsigned long long)u);
+        } else if (set && d->type == OPT_NUMBER && parse_number(v, &u) == 0) {
+            printf("%lld", (long long)u); /* QEMU prints numbers signed */
         } else {
             print_escaped(v);
         }

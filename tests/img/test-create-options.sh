@@ -20,7 +20,7 @@ allocated()
     echo $(($(stat -c %b "$1") * 512))
 }
 
-plan 26
+plan 32
 
 run create a.raw 1M
 check_eq "create prints qemu-img's Formatting line" "$rc:$out" \
@@ -129,5 +129,26 @@ run create -q old.raw 4k
 head3=$(head -c 3 old.raw | od -An -tx1 | tr -d ' ')
 check_eq "an existing file is recreated" "$rc:$(file_size old.raw):$head3" \
     "0:4096:000000"
+
+# number options are read as qemu-img reads them (strtoull, base 0)
+if command -v qemu-img >/dev/null; then
+    for v in 020 +16 " 16" -16 08 "16 "; do
+        run create -f qcow2 -o "refcount_bits=$v" n.qcow2 1M
+        s="$rc:${out//strata-img/X}:$(qemu-img info n.qcow2 2>/dev/null |
+                                     grep 'refcount bits')"
+        rm -f n.qcow2
+        rc=0
+        out=$(qemu-img create -f qcow2 -o "refcount_bits=$v" n.qcow2 1M \
+              2>&1) || rc=$?
+        q="$rc:${out//qemu-img/X}:$(qemu-img info n.qcow2 2>/dev/null |
+                                   grep 'refcount bits')"
+        rm -f n.qcow2
+        check_eq "-o refcount_bits='$v' as qemu-img" "$s" "$q"
+    done
+else
+    for i in 1 2 3 4 5 6; do
+        skip "-o refcount_bits as qemu-img" "qemu-img is not installed"
+    done
+fi
 
 done_testing

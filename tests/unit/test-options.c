@@ -124,8 +124,8 @@ static void test_getters(void)
     tap_ok(opts_get_size(o, "missing", 77, &u, NULL) == 0 && u == 77,
            "missing size gives the default");
     tap_ok(opts_get_uint(o, "n", 0, &u, NULL) == 0 && u == 16, "number 0x10");
-    tap_ok(opts_get_uint(o, "dec", 0, &u, NULL) == 0 && u == 10,
-           "number 010 is decimal");
+    tap_ok(opts_get_uint(o, "dec", 0, &u, NULL) == 0 && u == 8,
+           "number 010 is octal (strtoull base 0, as QEMU)");
     tap_ok(opts_get_uint(o, "missing", 5, &u, NULL) == 0 && u == 5,
            "missing number gives the default");
     ret = opts_get_bool(o, "bad", false, &b, &err);
@@ -252,7 +252,14 @@ static void test_validate(void)
         { "cluster_size=99E",
           "Value '99E' is out of range for parameter 'cluster_size'" },
         { "refcount_bits=abc", "Parameter 'refcount_bits' expects a number" },
-        { "refcount_bits=-1", "Parameter 'refcount_bits' expects a number" },
+        /* QEMU reads numbers with strtoull(base 0): a sign, blanks and
+         * octal are numbers too */
+        { "refcount_bits=-1", NULL },
+        { "refcount_bits=+16", NULL },
+        { "refcount_bits= 16", NULL },
+        { "refcount_bits=020", NULL },
+        { "refcount_bits=16 ", "Parameter 'refcount_bits' expects a number" },
+        { "refcount_bits=08", "Parameter 'refcount_bits' expects a number" },
         { "refcount_bits=99999999999999999999", "Value "
           "'99999999999999999999' is too large for parameter "
           "'refcount_bits'" },
@@ -440,6 +447,22 @@ static void test_bool_uint(void)
         int ret = parse_uint(u[i].in, &v);
         tap_ok(ret == u[i].ret && (ret < 0 ? v == 7 : v == u[i].val),
                "parse_uint(\"%s\") = %d", u[i].in, u[i].ret);
+    }
+
+    /* number options, as qemu-img create -o refcount_bits=... read them */
+    static const struct { const char *in; int ret; uint64_t val; } n[] = {
+        { "16", 0, 16 }, { "0x10", 0, 16 }, { "020", 0, 16 },
+        { "+16", 0, 16 }, { " 16", 0, 16 }, { "-1", 0, UINT64_MAX },
+        { "-16", 0, (uint64_t)-16 }, { "18446744073709551615", 0, UINT64_MAX },
+        { "18446744073709551616", -ERANGE, 0 }, { "08", -EINVAL, 0 },
+        { "16 ", -EINVAL, 0 }, { "", -EINVAL, 0 }, { "0x", -EINVAL, 0 },
+        { "1k", -EINVAL, 0 },
+    };
+    for (size_t i = 0; i < sizeof(n) / sizeof(n[0]); i++) {
+        uint64_t v = 7;
+        int ret = parse_number(n[i].in, &v);
+        tap_ok(ret == n[i].ret && (ret < 0 ? v == 7 : v == n[i].val),
+               "parse_number(\"%s\") = %d", n[i].in, n[i].ret);
     }
 }
 
