@@ -17,7 +17,6 @@
 #define l2_get(l2, i) qcow2_l2_entry(s, (l2), (i))
 #define l2_set(l2, i, v) qcow2_set_l2_entry(s, (l2), (i), (v))
 
-
 /* Clusters without refcount 1 (or none at all) are written elsewhere. */
 static bool needs_new_cluster(const struct qcow2_state *s, uint64_t e)
 {
