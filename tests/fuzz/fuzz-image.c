@@ -1,8 +1,10 @@
 /* A libFuzzer target for one image format's open, read and metadata paths:
  * the input is the image file.  It is opened from a memfd with no backing
  * chain and no locks, then read in a fixed pattern of places, walked with
- * block status, asked for `info` and checked; single-file formats are also
- * written to (the allocation paths are the ones hostile tables hurt most).
+ * block status, asked for `info` and checked; opened again as `info` opens
+ * (no I/O, so encrypted headers are parsed without a key) and as `check`
+ * opens; single-file formats are also written to and repaired (the
+ * allocation and repair paths are the ones hostile tables hurt most).
  *
  * FUZZ_FORMAT names the driver ("qcow2", "vmdk", ...; NULL probes).  The
  * same file builds the libFuzzer binary (clang -fsanitize=fuzzer) and the
@@ -88,7 +90,7 @@ static void read_pattern(struct blk_node *bs)
         blk_pread(bs, off, MIN((uint64_t)LEN, size - off), buf, 0);
     }
     for (int i = 1; i <= SPREAD && size; i++) {
-        uint64_t off = size / SPREAD * i - (size / SPREAD * i ? 1 : 0);
+        uint64_t off = size / SPREAD * i - (size / SPREAD * i != 0 ? 1 : 0);
         off -= off % 512;
         blk_pread(bs, off, MIN((uint64_t)LEN, size - off), buf, 0);
     }
@@ -173,6 +175,33 @@ static void run(const char *path, unsigned flags)
     opts_free(opts);
 }
 
+/* Open as `check` does (BLK_O_CHECK: damaged tables that any other open
+ * refuses are tolerated so that they can be reported) and check, with
+ * `-r all` when writable: the repair paths meet the most hostile tables. */
+static void run_check(const char *path, bool repair)
+{
+    struct blk_node *bs = NULL;
+    struct blk_opts *opts = opts_new();
+    struct blk_check_result res;
+
+    if (FUZZ_FORMAT) {
+        opts_set(opts, "driver", FUZZ_FORMAT);
+    }
+    if (blk_open(&bs, path, opts,
+                 (repair ? BLK_O_RDWR : 0) | BLK_O_CHECK | BLK_O_NO_BACKING |
+                     BLK_O_NO_LOCK,
+                 NULL) == 0) {
+        if (bs->drv->check) {
+            blk_check(bs, &res, repair ? BLK_FIX_LEAKS | BLK_FIX_ERRORS : 0,
+                      NULL);
+            free(res.messages);
+        }
+        read_pattern(bs);
+        blk_close(bs);
+    }
+    opts_free(opts);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     char path[64];
@@ -182,8 +211,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     }
     run(path, 0);
+    /* as info opens: an encrypted image's header is parsed without a key */
+    run(path, BLK_O_NO_IO);
+    run_check(path, false);
     if (writable_format(data, size) && load(fd, data, size)) {
         run(path, BLK_O_RDWR);
+        if (load(fd, data, size)) {
+            run_check(path, true);
+        }
     }
     return 0;
 }
