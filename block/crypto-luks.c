@@ -513,6 +513,55 @@ static int make_uuid(char *out)
     return 0;
 }
 
+/* The algorithm names of a new header: p's, or QEMU's defaults. */
+static void luks_param_names(struct crypto_luks_info *in,
+                             const struct crypto_luks_params *p)
+{
+    snprintf(in->cipher_alg, sizeof(in->cipher_alg), "%s",
+             p->cipher_alg ? p->cipher_alg : "aes-256");
+    snprintf(in->cipher_mode, sizeof(in->cipher_mode), "%s",
+             p->cipher_mode ? p->cipher_mode : "xts");
+    snprintf(in->ivgen_alg, sizeof(in->ivgen_alg), "%s",
+             p->ivgen_alg ? p->ivgen_alg : "plain64");
+    snprintf(in->hash_alg, sizeof(in->hash_alg), "%s",
+             p->hash_alg ? p->hash_alg : "sha256");
+    if (strcmp(in->ivgen_alg, "essiv") == 0) {
+        snprintf(in->ivgen_hash_alg, sizeof(in->ivgen_hash_alg), "%s",
+                 p->ivgen_hash_alg ? p->ivgen_hash_alg : "sha256");
+    }
+}
+
+/* Header sectors, then 8 key slots of key material each rounded up to
+ * the header's size, as QEMU lays them out: the payload offset. */
+static uint64_t luks_layout_payload(uint32_t key_bytes,
+                                    uint32_t *split_sectors)
+{
+    uint32_t header_sectors = LUKS_KEY_SLOT_OFFSET / CRYPTO_SECTOR_SIZE;
+    size_t splitlen = (size_t)key_bytes * LUKS_STRIPES;
+
+    *split_sectors = ROUND_UP(DIV_ROUND_UP(splitlen, CRYPTO_SECTOR_SIZE),
+                              header_sectors);
+    return ((uint64_t)header_sectors + LUKS_SLOTS * (uint64_t)*split_sectors) *
+           CRYPTO_SECTOR_SIZE;
+}
+
+int crypto_luks_payload_size(const struct crypto_luks_params *p,
+                             uint64_t *out, struct strata_error **errp)
+{
+    struct crypto_block *b = xzalloc(sizeof(*b));
+    const EVP_MD *ivhash;
+    uint32_t split_sectors;
+    int ret;
+
+    luks_param_names(&b->info, p);
+    ret = setup_cipher(b, &ivhash, errp);
+    if (ret >= 0) {
+        *out = luks_layout_payload((uint32_t)b->c.key_len, &split_sectors);
+    }
+    crypto_free(b);
+    return ret;
+}
+
 int crypto_luks_create(struct crypto_block **out,
                        const struct crypto_luks_params *p,
                        const char *password, uint8_t **hdrp, size_t *hdr_len,
@@ -530,18 +579,7 @@ int crypto_luks_create(struct crypto_block **out,
     char mode[33];
     int ret;
 
-    snprintf(in->cipher_alg, sizeof(in->cipher_alg), "%s",
-             p->cipher_alg ? p->cipher_alg : "aes-256");
-    snprintf(in->cipher_mode, sizeof(in->cipher_mode), "%s",
-             p->cipher_mode ? p->cipher_mode : "xts");
-    snprintf(in->ivgen_alg, sizeof(in->ivgen_alg), "%s",
-             p->ivgen_alg ? p->ivgen_alg : "plain64");
-    snprintf(in->hash_alg, sizeof(in->hash_alg), "%s",
-             p->hash_alg ? p->hash_alg : "sha256");
-    if (strcmp(in->ivgen_alg, "essiv") == 0) {
-        snprintf(in->ivgen_hash_alg, sizeof(in->ivgen_hash_alg), "%s",
-                 p->ivgen_hash_alg ? p->ivgen_hash_alg : "sha256");
-    }
+    luks_param_names(in, p);
     if (!password) {
         ret = error_setg(errp, -EINVAL, "Parameter 'key-secret' is required "
                          "for cipher");
@@ -565,11 +603,7 @@ int crypto_luks_create(struct crypto_block **out,
     }
     header_sectors = LUKS_KEY_SLOT_OFFSET / CRYPTO_SECTOR_SIZE;
     splitlen = (size_t)key_bytes * LUKS_STRIPES;
-    split_sectors = ROUND_UP(DIV_ROUND_UP(splitlen, CRYPTO_SECTOR_SIZE),
-                             header_sectors);
-    in->payload_offset = ((uint64_t)header_sectors +
-                          LUKS_SLOTS * (uint64_t)split_sectors) *
-                         CRYPTO_SECTOR_SIZE;
+    in->payload_offset = luks_layout_payload(key_bytes, &split_sectors);
     hdr = xzalloc(in->payload_offset);
 
     /* master key digest, iterations as QEMU: rate * time / 8 */
@@ -721,6 +755,14 @@ int crypto_luks_create(struct crypto_block **out,
                        struct strata_error **errp)
 {
     (void)out, (void)p, (void)password, (void)hdr, (void)hdr_len;
+    return error_setg(errp, -ENOTSUP, "LUKS encryption needs OpenSSL, which "
+                      "this build does not have");
+}
+
+int crypto_luks_payload_size(const struct crypto_luks_params *p,
+                             uint64_t *out, struct strata_error **errp)
+{
+    (void)p, (void)out;
     return error_setg(errp, -ENOTSUP, "LUKS encryption needs OpenSSL, which "
                       "this build does not have");
 }

@@ -13,6 +13,8 @@
 
 #include "error.h"
 
+struct json;
+
 #define CRYPTO_SECTOR_SIZE 512
 
 struct crypto_block;
@@ -90,6 +92,12 @@ int crypto_luks_amend(struct crypto_block *b, const struct crypto_luks_amend *a,
                       bool force, crypto_read_fn *rd, crypto_write_fn *wr,
                       void *opaque, struct strata_error **errp);
 
+/* The payload offset (header plus the key material of 8 slots) that a
+ * header made with p would have: what `measure -O luks` adds to the
+ * virtual size.  Checks the algorithms as create does. */
+int crypto_luks_payload_size(const struct crypto_luks_params *p,
+                             uint64_t *out, struct strata_error **errp);
+
 /* Legacy qcow AES: AES-128-CBC, key = the password's first 16 bytes padded
  * with zeroes, IV plain64.  A NULL password gives a block that only says
  * what it is (crypto_encrypt/decrypt then fail with -EPERM). */
@@ -107,6 +115,11 @@ int crypto_decrypt(struct crypto_block *b, uint64_t offset, void *buf,
 /* The parsed header (LUKS only; false otherwise). */
 bool crypto_get_luks_info(struct crypto_block *b,
                           struct crypto_luks_info *info);
+/* The header as `info` shows it, QEMU's QCryptoBlockInfoLUKS in its key
+ * order; with_format adds "format": "luks" (qcow2's "encrypt" member has
+ * it, the luks format's own block does not). */
+struct json *crypto_luks_info_json(const struct crypto_luks_info *in,
+                                   bool with_format);
 /* Payload offset in bytes (LUKS), 0 for qcow AES. */
 uint64_t crypto_payload_offset(struct crypto_block *b);
 void crypto_free(struct crypto_block *b);

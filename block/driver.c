@@ -16,6 +16,7 @@ const struct blk_driver *const blk_driver_table[] = {
     &blk_drv_vdi,
     &blk_drv_vpc,
     &blk_drv_vhdx,
+    &blk_drv_luks,
     &blk_drv_raw,
     &blk_drv_file,
     &blk_drv_null,

@@ -14,5 +14,6 @@ extern const struct blk_driver blk_drv_ova;
 extern const struct blk_driver blk_drv_vdi;
 extern const struct blk_driver blk_drv_vpc;
 extern const struct blk_driver blk_drv_vhdx;
+extern const struct blk_driver blk_drv_luks;
 
 #endif

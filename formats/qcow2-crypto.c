@@ -149,42 +149,17 @@ void qcow2_crypto_get_info(struct blk_node *bs, struct json *data)
 {
     struct qcow2_state *s = bs->opaque;
     struct crypto_luks_info in;
-    struct json *e, *slots;
+    struct json *e;
 
     if (!s->crypto) {
         return;
     }
-    e = json_new_object();
     if (!crypto_get_luks_info(s->crypto, &in)) {
+        e = json_new_object();
         json_set_str(e, "format", "aes");
-        json_set(data, "encrypt", e);
-        return;
+    } else {
+        e = crypto_luks_info_json(&in, true);
     }
-    json_set_str(e, "ivgen-alg", in.ivgen_alg);
-    if (in.ivgen_hash_alg[0]) {
-        json_set_str(e, "ivgen-hash-alg", in.ivgen_hash_alg);
-    }
-    json_set_str(e, "hash-alg", in.hash_alg);
-    json_set_str(e, "cipher-alg", in.cipher_alg);
-    json_set_str(e, "uuid", in.uuid);
-    json_set_str(e, "format", "luks");
-    json_set_str(e, "cipher-mode", in.cipher_mode);
-    slots = json_new_array();
-    for (int i = 0; i < 8; i++) {
-        struct json *o = json_new_object();
-        json_set_bool(o, "active", in.slots[i].active);
-        if (in.slots[i].active) {
-            json_set_int(o, "iters", in.slots[i].iters);
-        }
-        json_set_int(o, "key-offset", (int64_t)in.slots[i].key_offset);
-        if (in.slots[i].active) {
-            json_set_int(o, "stripes", in.slots[i].stripes);
-        }
-        json_append(slots, o);
-    }
-    json_set(e, "slots", slots);
-    json_set_int(e, "payload-offset", (int64_t)in.payload_offset);
-    json_set_int(e, "master-key-iters", in.master_key_iters);
     json_set(data, "encrypt", e);
 }
 

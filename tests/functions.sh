@@ -352,6 +352,18 @@ wait_until()
     return 1
 }
 
+# same_as_qemu_img LABEL ARGS...: one test point: `strata-img ARGS` and
+# `qemu-img ARGS` print the same (stdout and stderr, program names aside)
+# and exit with the same status.
+same_as_qemu_img()
+{
+    local label=$1 s q rs=0 rq=0
+    shift
+    s=$(strata-img "$@" 2>&1) || rs=$?
+    q=$(qemu-img "$@" 2>&1) || rq=$?
+    check_eq "$label" "$rs ${s//strata-img/X}" "$rq ${q//qemu-img/X}"
+}
+
 # file_size FILE: print the size of FILE in bytes.
 file_size()
 {

@@ -16,30 +16,19 @@ qemu-img create -q -f qcow2 base.qcow2 4M
 qemu-io -c "write -P 5 0 1M" base.qcow2 >/dev/null
 J='json:{"driver": "qcow2", "file": {"driver": "file", "filename": "base.qcow2"}}'
 
-# same_out LABEL ARGS...: strata-img and qemu-img print the same and exit
-# alike (the program name aside)
-same_out()
-{
-    local label=$1 s q rs=0 rq=0
-    shift
-    s=$(strata-img "$@" 2>&1) || rs=$?
-    q=$(qemu-img "$@" 2>&1) || rq=$?
-    check_eq "$label" "$rs ${s//strata-img/X}" "$rq ${q//qemu-img/X}"
-}
-
-same_out "info of a json: name" info "$J"
-same_out "info --output=json of a json: name" info --output=json "$J"
-same_out "-f wins over the \"driver\" member" info -f raw "$J"
-same_out "no driver: probed" \
+same_as_qemu_img "info of a json: name" info "$J"
+same_as_qemu_img "info --output=json of a json: name" info --output=json "$J"
+same_as_qemu_img "-f wins over the \"driver\" member" info -f raw "$J"
+same_as_qemu_img "no driver: probed" \
     info 'json:{"file": {"driver": "file", "filename": "base.qcow2"}}'
-same_out "dotted keys at the top level" \
+same_as_qemu_img "dotted keys at the top level" \
     info 'json:{"file.filename": "base.qcow2", "driver": "qcow2"}'
-same_out "numbers and booleans as option values" \
+same_as_qemu_img "numbers and booleans as option values" \
     info 'json:{"driver": "qcow2", "l2-cache-size": 1048576,
            "read-only": true, "file": {"filename": "base.qcow2"}}'
-same_out "a string for \"file\" (a node name in QEMU): refused" \
+same_as_qemu_img "a string for \"file\" (a node name in QEMU): refused" \
     info 'json:{"driver": "qcow2", "file": "base.qcow2"}'
-same_out "not an object: refused" info 'json:[1]'
+same_as_qemu_img "not an object: refused" info 'json:[1]'
 _run strata-img info 'json:{bad'
 check_match "bad JSON: QEMU's message" "$(cat "$_out")" \
     "Could not parse the JSON options: JSON parse error"
@@ -52,10 +41,10 @@ qemu-img create -q -f qcow2 -b "$J" -F qcow2 q.qcow2
 check "create -b json:..." strata-img create -q -f qcow2 -b "$J" -F qcow2 \
     s.qcow2
 check "the same file as qemu-img create" cmp q.qcow2 s.qcow2
-same_out "info --backing-chain" info --backing-chain q.qcow2
-same_out "info --backing-chain --output=json" \
+same_as_qemu_img "info --backing-chain" info --backing-chain q.qcow2
+same_as_qemu_img "info --backing-chain --output=json" \
     info --backing-chain --output=json q.qcow2
-same_out "map --output=json through the chain" map --output=json q.qcow2
+same_as_qemu_img "map --output=json through the chain" map --output=json q.qcow2
 check "compare reads through the json: backing file" \
     strata-img compare q.qcow2 base.qcow2
 check "convert from a json: name" \

@@ -1,0 +1,376 @@
+/* The luks format: a LUKS1 volume as QEMU's `-f luks` reads and writes it
+ * (the encrypted raw volumes of libvirt storage pools).  The file starts
+ * with the LUKS header and its key material; the guest's data follows at
+ * the payload offset, encrypted sector by sector with the IV numbered from
+ * the start of the payload.  Opening needs key-secret, except for `info`
+ * (BLK_O_NO_IO), which shows the header without the key. */
+#include "config.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "block.h"
+#include "crypto.h"
+#include "drivers.h"
+#include "iov.h"
+#include "json.h"
+#include "threadpool.h"
+#include "util.h"
+
+#define LUKS_MAGIC "LUKS\xba\xbe"
+#define LUKS_MAGIC_LEN 6
+#define LUKS_BOUNCE_MAX (1024 * 1024) /* bytes ciphered per step */
+#define LUKS_HDR_STEP 4096             /* header written in blocks */
+
+struct luks_state {
+    struct crypto_block *crypto;
+    uint64_t payload; /* bytes: where the guest's data starts */
+};
+
+static const struct blk_opt_desc luks_create_opts[] = {
+    {"size", OPT_SIZE, "Virtual disk size", NULL},
+    {"key-secret", OPT_STRING,
+     "ID of the secret that provides the keyslot passphrase", NULL},
+    {"cipher-alg", OPT_STRING, "Name of encryption cipher algorithm", NULL},
+    {"cipher-mode", OPT_STRING, "Name of encryption cipher mode", NULL},
+    {"ivgen-alg", OPT_STRING, "Name of IV generator algorithm", NULL},
+    {"ivgen-hash-alg", OPT_STRING, "Name of IV generator hash algorithm",
+     NULL},
+    {"hash-alg", OPT_STRING, "Name of encryption hash algorithm", NULL},
+    {"iter-time", OPT_NUMBER, "Time to spend in PBKDF in milliseconds", NULL},
+    {NULL, 0, NULL, NULL},
+};
+
+static int luks_probe(const uint8_t *buf, size_t len, const char *filename)
+{
+    return len >= LUKS_MAGIC_LEN && !memcmp(buf, LUKS_MAGIC, LUKS_MAGIC_LEN)
+               ? 100
+               : 0;
+}
+
+/* The header is read from the start of the file. */
+static int read_header(void *opaque, uint64_t offset, void *buf, size_t len)
+{
+    struct blk_node *file = opaque;
+
+    if (offset > file->size || len > file->size - offset) {
+        return -EINVAL;
+    }
+    return blk_pread(file, offset, len, buf, 0);
+}
+
+/* The secret named by key-secret; NULL with an error set when it cannot
+ * be had.  info's no-I/O open needs none. */
+static int luks_secret(struct blk_node *bs, struct blk_opts *opts,
+                       const char **secret, struct strata_error **errp)
+{
+    const char *id = opts_get(opts, "key-secret");
+
+    *secret = NULL;
+    if (bs->flags & BLK_O_NO_IO) {
+        /* as qemu-img info: neither needed nor checked */
+        if (!bs->read_only) {
+            return error_setg(errp, -EPERM, "An encrypted image opened "
+                              "without its key cannot be written");
+        }
+        return 0;
+    }
+    if (!id) {
+        return error_setg(errp, -EINVAL, "Parameter 'key-secret' is "
+                          "required for cipher");
+    }
+    *secret = crypto_secret_lookup(id);
+    if (!*secret) {
+        return error_setg(errp, -ENOENT, "No secret with id '%s'", id);
+    }
+    return 0;
+}
+
+static int luks_open(struct blk_node *bs, struct blk_opts *opts,
+                     struct strata_error **errp)
+{
+    struct luks_state *s = bs->opaque;
+    const char *secret;
+    int ret;
+
+    ret = luks_secret(bs, opts, &secret, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    ret = crypto_luks_open(&s->crypto, read_header, bs->file, secret, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    s->payload = crypto_payload_offset(s->crypto);
+    if (s->payload > bs->file->size) {
+        return error_setg(errp, -EINVAL, "LUKS payload is overlapping with "
+                          "the header");
+    }
+    bs->size = bs->file->size - s->payload;
+    bs->limits.request_alignment = CRYPTO_SECTOR_SIZE;
+    return 0;
+}
+
+static void luks_close(struct blk_node *bs)
+{
+    struct luks_state *s = bs->opaque;
+
+    crypto_free(s->crypto);
+    s->crypto = NULL;
+}
+
+struct luks_job {
+    struct crypto_block *b;
+    uint64_t offset;
+    uint8_t *buf;
+    size_t len;
+    bool encrypt;
+};
+
+static int luks_job_fn(void *opaque)
+{
+    struct luks_job *j = opaque;
+
+    return j->encrypt ? crypto_encrypt(j->b, j->offset, j->buf, j->len)
+                      : crypto_decrypt(j->b, j->offset, j->buf, j->len);
+}
+
+/* Small pieces are ciphered on the loop; a worker would cost more. */
+static int coroutine_fn luks_cipher(struct luks_job *j)
+{
+    return j->len <= 4096 ? luks_job_fn(j) : threadpool_run(luks_job_fn, j);
+}
+
+/* Through a bounce buffer in steps: read then decrypt, or encrypt then
+ * write. */
+static int coroutine_fn luks_rw(struct blk_node *bs, uint64_t offset,
+                                uint64_t bytes, struct blk_iov *qiov,
+                                unsigned flags, bool write)
+{
+    struct luks_state *s = bs->opaque;
+    size_t step = MIN(bytes, (uint64_t)LUKS_BOUNCE_MAX);
+    uint8_t *buf = blk_alloc_buf(bs->file, step);
+    int ret = 0;
+
+    for (uint64_t done = 0; done < bytes && ret >= 0; done += step) {
+        struct luks_job j = {s->crypto, offset + done, buf, 0, write};
+        uint64_t host = s->payload + offset + done;
+
+        step = MIN(step, bytes - done);
+        j.len = step;
+        if (write) {
+            blk_iov_to_buf(qiov, done, buf, step);
+            ret = luks_cipher(&j) < 0 ? -EIO : 0;
+            if (ret >= 0) {
+                ret = blk_co_pwrite(bs->file, host, step, buf,
+                                    flags & BLK_REQ_FUA);
+            }
+        } else {
+            ret = blk_co_pread(bs->file, host, step, buf, 0);
+            if (ret >= 0) {
+                ret = luks_cipher(&j) < 0 ? -EIO : 0;
+            }
+            if (ret >= 0) {
+                blk_iov_from_buf(qiov, done, buf, step);
+            }
+        }
+    }
+    free(buf);
+    return ret;
+}
+
+static int coroutine_fn luks_preadv(struct blk_node *bs, uint64_t offset,
+                                    uint64_t bytes, struct blk_iov *qiov,
+                                    unsigned flags)
+{
+    return luks_rw(bs, offset, bytes, qiov, flags, false);
+}
+
+static int coroutine_fn luks_pwritev(struct blk_node *bs, uint64_t offset,
+                                     uint64_t bytes, struct blk_iov *qiov,
+                                     unsigned flags)
+{
+    return luks_rw(bs, offset, bytes, qiov, flags, true);
+}
+
+/* Everything is data, at no offset a reader could use (it is ciphered):
+ * QEMU's crypto driver reports the same. */
+static int coroutine_fn luks_block_status(struct blk_node *bs,
+                                          uint64_t offset, uint64_t bytes,
+                                          uint64_t *pnum, uint64_t *map,
+                                          struct blk_node **file)
+{
+    *pnum = bytes;
+    return BLK_STATUS_DATA | BLK_STATUS_ALLOCATED;
+}
+
+static int coroutine_fn luks_truncate(struct blk_node *bs, uint64_t size,
+                                      bool exact, enum blk_prealloc prealloc,
+                                      struct strata_error **errp)
+{
+    struct luks_state *s = bs->opaque;
+    int ret;
+
+    if (size > UINT64_MAX - s->payload) {
+        return error_setg(errp, -EFBIG, "The requested file size is too "
+                          "large");
+    }
+    ret = blk_co_truncate(bs->file, s->payload + size, exact, prealloc, errp);
+    if (ret >= 0) {
+        bs->size = size;
+    }
+    return ret;
+}
+
+static int luks_get_info(struct blk_node *bs, struct blk_info *info)
+{
+    struct luks_state *s = bs->opaque;
+    struct crypto_luks_info in;
+    struct json *fs;
+
+    info->encrypted = true;
+    if (!crypto_get_luks_info(s->crypto, &in)) {
+        return 0;
+    }
+    fs = json_new_object();
+    json_set_str(fs, "type", "luks");
+    json_set(fs, "data", crypto_luks_info_json(&in, false));
+    info->format_specific = fs;
+    return 0;
+}
+
+/* As QEMU: the header and key material, then the file grown to the
+ * payload plus the virtual size (sparse). */
+static int luks_create(const char *filename, struct blk_opts *opts,
+                       struct strata_error **errp)
+{
+    struct crypto_luks_params p = {0};
+    struct crypto_block *b = NULL;
+    struct blk_node *file = NULL;
+    const char *id = opts_get(opts, "key-secret"), *secret;
+    struct blk_opts *fopts;
+    uint8_t *hdr = NULL;
+    size_t hdr_len = 0;
+    uint64_t size;
+    int ret;
+
+    p.cipher_alg = opts_get(opts, "cipher-alg");
+    p.cipher_mode = opts_get(opts, "cipher-mode");
+    p.ivgen_alg = opts_get(opts, "ivgen-alg");
+    p.ivgen_hash_alg = opts_get(opts, "ivgen-hash-alg");
+    p.hash_alg = opts_get(opts, "hash-alg");
+    if ((ret = opts_get_size(opts, "size", 0, &size, errp)) < 0 ||
+        (ret = opts_get_uint(opts, "iter-time", 2000, &p.iter_time, errp)) <
+            0) {
+        return ret;
+    }
+    size = ROUND_UP(size, CRYPTO_SECTOR_SIZE);
+    if (!id) {
+        return error_setg(errp, -EINVAL, "Parameter 'key-secret' is "
+                          "required for cipher");
+    }
+    secret = crypto_secret_lookup(id);
+    if (!secret) {
+        return error_setg(errp, -ENOENT, "No secret with id '%s'", id);
+    }
+    ret = crypto_luks_create(&b, &p, secret, &hdr, &hdr_len, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    fopts = opts_new();
+    opts_set(fopts, "size", "0");
+    ret = blk_create_file(filename, fopts, errp);
+    opts_free(fopts);
+    if (ret >= 0) {
+        fopts = opts_new();
+        opts_set(fopts, "driver", blk_find_protocol(filename)->name);
+        ret = blk_open(&file, filename, fopts, BLK_O_RDWR | BLK_O_CREATE,
+                       errp);
+        opts_free(fopts);
+    }
+    /* the key material of inactive slots is zeroes: left as holes, as
+     * QEMU writes only the header and the active slot */
+    for (size_t off = 0; ret >= 0 && off < hdr_len; off += LUKS_HDR_STEP) {
+        size_t n = MIN((size_t)LUKS_HDR_STEP, hdr_len - off);
+        if (!buffer_is_zero(hdr + off, n)) {
+            ret = blk_pwrite(file, off, n, hdr + off, 0);
+            if (ret < 0) {
+                error_setg_errno(errp, ret, "Could not write the LUKS "
+                                 "header");
+            }
+        }
+    }
+    if (ret >= 0) {
+        uint64_t payload = crypto_payload_offset(b);
+        ret = size > UINT64_MAX - payload
+                  ? error_setg(errp, -EFBIG, "The requested file size is "
+                               "too large")
+                  : blk_truncate(file, payload + size, false,
+                                 BLK_PREALLOC_OFF, errp);
+    }
+    if (ret >= 0) {
+        ret = blk_flush(file);
+        if (ret < 0) {
+            error_setg_errno(errp, ret, "Could not flush '%s'", filename);
+        }
+    }
+    blk_close(file);
+    crypto_free(b);
+    free(hdr);
+    return ret;
+}
+
+/* As QEMU's: the payload offset a header with these algorithms gets,
+ * plus the virtual size (the input's, or --size); key-secret must be
+ * named, as for create. */
+static int luks_measure(struct blk_opts *opts, struct blk_node *in,
+                        struct blk_measure *out, struct strata_error **errp)
+{
+    struct crypto_luks_params p = {0};
+    uint64_t size, payload;
+    int ret;
+
+    p.cipher_alg = opts_get(opts, "cipher-alg");
+    p.cipher_mode = opts_get(opts, "cipher-mode");
+    p.ivgen_alg = opts_get(opts, "ivgen-alg");
+    p.ivgen_hash_alg = opts_get(opts, "ivgen-hash-alg");
+    p.hash_alg = opts_get(opts, "hash-alg");
+    opts_get(opts, "key-secret");
+    if ((ret = opts_get_uint(opts, "iter-time", 2000, &p.iter_time, errp)) <
+            0 ||
+        (ret = opts_get_size(opts, "size", 0, &size, errp)) < 0) {
+        return ret;
+    }
+    ret = crypto_luks_payload_size(&p, &payload, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    if (!opts_has(opts, "key-secret")) {
+        return error_setg(errp, -EINVAL, "Parameter 'key-secret' is "
+                          "required for cipher");
+    }
+    if (in) {
+        size = in->size;
+    }
+    out->required = out->fully_allocated = payload + size;
+    return 0;
+}
+
+const struct blk_driver blk_drv_luks = {
+    .name = "luks",
+    .kind = BLK_KIND_FORMAT,
+    .state_size = sizeof(struct luks_state),
+    .probe = luks_probe,
+    .open = luks_open,
+    .close = luks_close,
+    .create = luks_create,
+    .create_opts = luks_create_opts,
+    .preadv = luks_preadv,
+    .pwritev = luks_pwritev,
+    .block_status = luks_block_status,
+    .truncate = luks_truncate,
+    .get_info = luks_get_info,
+    .measure = luks_measure,
+    .supported_zero_flags = 0,
+};
