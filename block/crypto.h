@@ -13,6 +13,7 @@
 
 #include "error.h"
 
+struct blk_opts;
 struct json;
 
 #define CRYPTO_SECTOR_SIZE 512
@@ -91,6 +92,14 @@ struct crypto_luks_amend {
 int crypto_luks_amend(struct crypto_block *b, const struct crypto_luks_amend *a,
                       bool force, crypto_read_fn *rd, crypto_write_fn *wr,
                       void *opaque, struct strata_error **errp);
+
+/* The amend options of a LUKS header (QEMU's QCryptoBlockAmendOptionsLUKS:
+ * state, new-secret, old-secret, keyslot, iter-time, each after prefix:
+ * "encrypt." for qcow2, "" for luks), with QEMU's messages in the order
+ * its visitor checks them. */
+int crypto_parse_amend_opts(struct blk_opts *opts, const char *prefix,
+                            struct crypto_luks_amend *a,
+                            struct strata_error **errp);
 
 /* The payload offset (header plus the key material of 8 slots) that a
  * header made with p would have: what `measure -O luks` adds to the

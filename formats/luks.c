@@ -60,6 +60,15 @@ static int read_header(void *opaque, uint64_t offset, void *buf, size_t len)
     return blk_pread(file, offset, len, buf, 0);
 }
 
+/* Key slot changes write the header area only. */
+static int write_header(void *opaque, uint64_t offset, const void *buf,
+                        size_t len)
+{
+    struct blk_node *file = opaque;
+
+    return blk_pwrite(file, offset, len, buf, 0);
+}
+
 /* The secret named by key-secret; NULL with an error set when it cannot
  * be had.  info's no-I/O open needs none. */
 static int luks_secret(struct blk_node *bs, struct blk_opts *opts,
@@ -321,6 +330,24 @@ static int luks_create(const char *filename, struct blk_opts *opts,
     return ret;
 }
 
+/* amend -o state=...,new-secret=...: add or erase key slots, as QEMU's
+ * luks driver (the image is open with a key that unlocks it). */
+static int luks_amend(struct blk_node *bs, struct blk_opts *opts, bool force,
+                      blk_progress_fn *progress, void *opaque,
+                      struct strata_error **errp)
+{
+    struct luks_state *s = bs->opaque;
+    struct crypto_luks_amend a;
+    int ret = crypto_parse_amend_opts(opts, "", &a, errp);
+
+    if (ret < 0) {
+        return ret;
+    }
+    ret = crypto_luks_amend(s->crypto, &a, force, read_header, write_header,
+                            bs->file, errp);
+    return ret < 0 ? ret : blk_flush(bs->file);
+}
+
 /* As QEMU's: the payload offset a header with these algorithms gets,
  * plus the virtual size (the input's, or --size); key-secret must be
  * named, as for create. */
@@ -372,5 +399,6 @@ const struct blk_driver blk_drv_luks = {
     .truncate = luks_truncate,
     .get_info = luks_get_info,
     .measure = luks_measure,
+    .amend = luks_amend,
     .supported_zero_flags = 0,
 };

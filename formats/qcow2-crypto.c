@@ -379,54 +379,6 @@ static int coroutine_fn write_luks_header(void *opaque, uint64_t offset,
     return ret < 0 ? ret : blk_co_flush(r->bs->file);
 }
 
-/* An integer as QEMU's keyval visitor reads it (qemu_strtoi64, base 0). */
-static int parse_int(struct blk_opts *opts, const char *key, bool *has,
-                     int64_t *out, struct strata_error **errp)
-{
-    const char *v = opts_get(opts, key);
-    char *end;
-
-    *has = v != NULL;
-    if (!v) {
-        return 0;
-    }
-    errno = 0;
-    *out = strtoll(v, &end, 0);
-    if (errno || end == v || *end) {
-        return error_setg(errp, -EINVAL, "Parameter '%s' expects integer",
-                          key + strlen("encrypt."));
-    }
-    return 0;
-}
-
-/* The encrypt.* options as QEMU's QCryptoBlockAmendOptionsLUKS, its
- * messages in the order its visitor checks them. */
-static int parse_amend(struct blk_opts *opts, struct crypto_luks_amend *a,
-                       struct strata_error **errp)
-{
-    const char *state = opts_get(opts, "encrypt.state");
-    int ret;
-
-    memset(a, 0, sizeof(*a));
-    if (!state) {
-        return error_setg(errp, -EINVAL, "Parameter 'state' is missing");
-    }
-    if (strcmp(state, "active") != 0 && strcmp(state, "inactive") != 0) {
-        return error_setg(errp, -EINVAL, "Parameter 'state' does not accept "
-                          "value '%s'", state);
-    }
-    a->active = strcmp(state, "active") == 0;
-    a->new_secret = opts_get(opts, "encrypt.new-secret");
-    a->old_secret = opts_get(opts, "encrypt.old-secret");
-    ret = parse_int(opts, "encrypt.keyslot", &a->has_keyslot, &a->keyslot,
-                    errp);
-    if (ret < 0) {
-        return ret;
-    }
-    return parse_int(opts, "encrypt.iter-time", &a->has_iter_time,
-                     &a->iter_time, errp);
-}
-
 /* As QEMU's qcow2_amend_options: with apply false only whether the image
  * has LUKS encryption to amend (its loop over the options), 1 when there
  * are encrypt.* options (an update to count and apply), else 0; with
@@ -460,7 +412,7 @@ int coroutine_fn qcow2_crypto_amend(struct blk_node *bs,
         }
         return 1;
     }
-    ret = parse_amend(opts, &a, errp);
+    ret = crypto_parse_amend_opts(opts, "encrypt.", &a, errp);
     if (ret < 0) {
         return ret;
     }

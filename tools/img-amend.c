@@ -39,11 +39,29 @@ static const struct blk_opt_desc qcow2_amend_opts[] = {
     {NULL, 0, NULL, NULL},
 };
 
+/* What `amend -o` accepts for luks (QEMU's block_crypto_amend_opts_luks). */
+static const struct blk_opt_desc luks_amend_opts[] = {
+    {"state", OPT_STRING, "Select new state of affected keyslots "
+     "(active/inactive)", NULL},
+    {"keyslot", OPT_NUMBER, "Select a single keyslot to modify explicitly",
+     NULL},
+    {"old-secret", OPT_STRING, "Select all keyslots that match this "
+     "password", NULL},
+    {"new-secret", OPT_STRING, "New secret to set in the matching "
+     "keyslots. Empty string to erase", NULL},
+    {"iter-time", OPT_NUMBER, "Time to spend in PBKDF in milliseconds",
+     NULL},
+    {NULL, 0, NULL, NULL},
+};
+
 /* The amend options of a format, or NULL when it cannot amend. */
 static const struct blk_opt_desc *amend_opts_of(const struct blk_driver *drv)
 {
     if (!drv->amend) {
         return NULL;
+    }
+    if (strcmp(drv->name, "luks") == 0) {
+        return luks_amend_opts;
     }
     return strcmp(drv->name, "qcow2") == 0 ? qcow2_amend_opts : NULL;
 }

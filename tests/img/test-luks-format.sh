@@ -10,7 +10,7 @@ requires_config HAVE_OPENSSL
 tmpdir
 cd "$T"
 
-plan 23
+plan 29
 
 O=(--object secret,id=s0,data=pass0)
 opts() { echo "driver=luks,file.filename=$1,key-secret=s0"; }
@@ -82,6 +82,27 @@ check "qemu-io reads the old data and the size after the resize" \
     sh -c "qemu-io --object secret,id=s0,data=pass0 \
            --image-opts '$(opts c.luks)' -c 'read -P 0x22 1M 4k' \
            -c 'length' | grep -q '^8 MiB'"
+
+# key slots
+O2=(--object secret,id=s0,data=pass0 --object secret,id=s1,data=pass1)
+same_as_qemu_img "amend -o help" amend -f luks -o help
+check "amend adds a key slot (new-secret)" \
+    strata-img amend "${O2[@]}" -o state=active,new-secret=s1,iter-time=10 \
+    --image-opts "$(opts c.luks)"
+check "qemu-io opens the volume with the new password" \
+    qemu-io --object secret,id=s1,data=pass1 \
+    --image-opts "driver=luks,file.filename=c.luks,key-secret=s1" \
+    -c "read -P 0x22 1M 4k"
+check "amend erases key slot 0 (opened with the new password)" \
+    strata-img amend "${O2[@]}" -o state=inactive,keyslot=0 \
+    --image-opts "driver=luks,file.filename=c.luks,key-secret=s1"
+_run qemu-io "${O[@]}" --image-opts "$(opts c.luks)" -c "read 0 4k"
+check_match "qemu-io: the old password opens nothing now" "$(cat "$_out")" \
+    "Invalid password, cannot unlock any keyslot"
+cp c.luks c2.luks
+same_as_qemu_img "erasing the last key slot is refused as by qemu-img" \
+    amend "${O2[@]}" -o state=inactive,keyslot=1 \
+    --image-opts "driver=luks,file.filename=c2.luks,key-secret=s1"
 
 # errors
 same_as_qemu_img "no secret for reading data: QEMU's message" compare c.luks pat.raw
