@@ -96,6 +96,14 @@ static int luks_secret(struct blk_node *bs, struct blk_opts *opts,
     return 0;
 }
 
+static void luks_close(struct blk_node *bs)
+{
+    struct luks_state *s = bs->opaque;
+
+    crypto_free(s->crypto);
+    s->crypto = NULL;
+}
+
 static int luks_open(struct blk_node *bs, struct blk_opts *opts,
                      struct strata_error **errp)
 {
@@ -113,20 +121,14 @@ static int luks_open(struct blk_node *bs, struct blk_opts *opts,
     }
     s->payload = crypto_payload_offset(s->crypto);
     if (s->payload > bs->file->size) {
+        /* close() is not called for a failed open */
+        luks_close(bs);
         return error_setg(errp, -EINVAL, "LUKS payload is overlapping with "
                           "the header");
     }
     bs->size = bs->file->size - s->payload;
     bs->limits.request_alignment = CRYPTO_SECTOR_SIZE;
     return 0;
-}
-
-static void luks_close(struct blk_node *bs)
-{
-    struct luks_state *s = bs->opaque;
-
-    crypto_free(s->crypto);
-    s->crypto = NULL;
 }
 
 struct luks_job {
