@@ -771,6 +771,15 @@ int coroutine_fn qcow2_check_locked(struct blk_node *bs,
             return ret;
         }
     }
+    if (s->sn_check_ret) {
+        /* the snapshot table could not be read (see read_snapshots) */
+        qcow2_check_report(res, "%s", s->sn_check_msg);
+        if (s->sn_check_hint) {
+            qcow2_check_report(res, "%s", s->sn_check_hint);
+        }
+        res->check_errors++;
+        return s->sn_check_ret;
+    }
     report_bad_snapshots(bs, res);
     ret = check_refcounts(bs, res, fix);
     if (ret < 0) {

@@ -82,6 +82,17 @@ static int validate_table(struct blk_node *bs, uint64_t offset,
     return 0;
 }
 
+/* The snapshot table's place and size, as QEMU validates them. */
+static int validate_sn_table(struct blk_node *bs, uint64_t offset,
+                             uint64_t entries, const char *name,
+                             struct strata_error **errp)
+{
+    return validate_table(bs, offset, entries, QCOW2_SNAPSHOT_HEADER_SIZE,
+                          (uint64_t)QCOW2_SNAPSHOT_HEADER_SIZE *
+                              QCOW2_MAX_SNAPSHOTS,
+                          false, name, errp);
+}
+
 /* ---- header extensions ---- */
 
 /* Walk the extensions between the header and end; keep what we need and
@@ -350,11 +361,11 @@ static int coroutine_fn read_tables(struct blk_node *bs,
     if (ret < 0) {
         return ret;
     }
-    ret = validate_table(bs, h->snapshots_offset, h->nb_snapshots,
-                         QCOW2_SNAPSHOT_HEADER_SIZE,
-                         (uint64_t)QCOW2_SNAPSHOT_HEADER_SIZE *
-                             QCOW2_MAX_SNAPSHOTS, false, "Snapshot table",
-                         errp);
+    /* check validates it later, to report it (read_snapshots) */
+    ret = bs->flags & BLK_O_CHECK && bs->read_only
+              ? 0
+              : validate_sn_table(bs, h->snapshots_offset, h->nb_snapshots,
+                                  "Snapshot table", errp);
     if (ret < 0) {
         return ret;
     }
@@ -388,6 +399,55 @@ static int coroutine_fn read_tables(struct blk_node *bs,
                              << (s->cluster_bits - 3);
     s->snapshots_offset = h->snapshots_offset;
     s->nb_snapshots = h->nb_snapshots;
+    return 0;
+}
+
+
+/* The snapshot table.  check opens the image read-only and must report a
+ * table it cannot read rather than fail to open, as qemu-img check does:
+ * the open goes on without snapshots and the check fails with QEMU's
+ * report.  A writer (check -r, anything else) still refuses the image, as
+ * it would write the header's snapshot count back. */
+static int coroutine_fn read_snapshots(struct blk_node *bs,
+                                       struct strata_error **errp)
+{
+    struct qcow2_state *s = bs->opaque;
+    struct strata_error *err = NULL;
+    bool check = bs->flags & BLK_O_CHECK && bs->read_only, bad_place = false;
+    int ret = 0;
+
+    if (check) {
+        /* what the header's validation skipped; QEMU's words for check */
+        ret = validate_sn_table(bs, s->snapshots_offset, s->nb_snapshots,
+                                "snapshot table", &err);
+        bad_place = ret < 0;
+        if (ret < 0 && s->nb_snapshots > QCOW2_MAX_SNAPSHOTS) {
+            s->sn_check_hint = xasprintf("You can force-remove all %u "
+                                         "overhanging snapshots with "
+                                         "qemu-img check -r all",
+                                         s->nb_snapshots -
+                                             QCOW2_MAX_SNAPSHOTS);
+        }
+    }
+    if (ret >= 0) {
+        ret = qcow2_read_snapshots(bs, &err);
+    }
+    if (ret >= 0 || !check) {
+        free(s->sn_check_hint);
+        s->sn_check_hint = NULL;
+        if (ret < 0) {
+            error_propagate(errp, err);
+        }
+        return ret;
+    }
+    s->sn_check_ret = ret;
+    s->sn_check_msg = xasprintf("\1ERROR %s%s",
+                                bad_place ? "" : "failed to read the snapshot "
+                                                 "table: ",
+                                error_msg(err, ret));
+    strata_error_free(err);
+    s->nb_snapshots = 0;
+    s->snapshots_size = 0;
     return 0;
 }
 
@@ -491,7 +551,7 @@ int coroutine_fn qcow2_do_open(struct blk_node *bs, struct blk_opts *opts,
     if (ret < 0) {
         return ret;
     }
-    ret = qcow2_read_snapshots(bs, errp);
+    ret = read_snapshots(bs, errp);
     if (ret < 0) {
         return ret;
     }

@@ -145,6 +145,11 @@ static int coroutine_fn read_entry(struct blk_node *bs, uint32_t i,
     sn->vm_state_size = qcow2_ld32(h + 32);
     extra_size = qcow2_ld32(h + 36);
     if (extra_size > SN_MAX_EXTRA) {
+        if (bs->flags & BLK_O_CHECK) {
+            struct qcow2_state *s = bs->opaque;
+            s->sn_check_hint = xstrdup("You can force-remove this extra "
+                                       "metadata with qemu-img check -r all");
+        }
         return error_setg(errp, -EFBIG, "Too much extra metadata in snapshot "
                           "table entry %u", i);
     }
@@ -227,6 +232,12 @@ int coroutine_fn qcow2_read_snapshots(struct blk_node *bs,
         }
         length = offset - s->snapshots_offset;
         if (length > SN_MAX_TABLE_SIZE) {
+            if (bs->flags & BLK_O_CHECK) {
+                s->sn_check_hint = xasprintf("You can force-remove all %u "
+                                             "overhanging snapshots with "
+                                             "qemu-img check -r all",
+                                             s->nb_snapshots - i);
+            }
             ret = error_setg(errp, -EFBIG, "Snapshot table is too big");
             goto out;
         }

@@ -267,6 +267,8 @@ void qcow2_free_state(struct qcow2_state *s)
     free(s->l1_table);
     free(s->refcount_table);
     free(s->snapshots);
+    free(s->sn_check_msg);
+    free(s->sn_check_hint);
     free(s->unknown_header_fields);
     free(s->image_backing_file);
     free(s->image_backing_format);

@@ -240,6 +240,11 @@ struct qcow2_state {
     uint32_t nb_snapshots;
     uint64_t snapshots_size;       /* bytes of the snapshot table */
     struct qcow2_snapshot *snapshots;
+    /* A snapshot table that `check` (read-only) could not read: the open
+     * went on without snapshots and check fails with this report, as
+     * qemu-img check does ('\1'-prefixed first line, hint or NULL). */
+    int sn_check_ret;
+    char *sn_check_msg, *sn_check_hint;
 
     /* allocation */
     uint64_t free_cluster_index;   /* no free cluster below this index */

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# check on qcow2 images whose snapshot table cannot be read: more than
+# 65536 entries, an entry with more than 1 KiB of extra data, a table
+# offset not aligned to a cluster.  strata-img check (without -r) opens
+# them and fails with qemu-img check's report, word for word, human and
+# JSON, exit 1.  Anything that would write (check -r, snapshot -c) or
+# read them (info) refuses them and leaves the file as it was.  A table
+# past the end of the file is reported as unreadable (qemu-img reads
+# zeroes there and reports incomplete entries).
+. "$top_srcdir/tests/functions.sh"
+requires qemu-img qemu-io python3
+tmpdir
+. "$top_srcdir/tests/check/check-lib.sh"
+
+cd "$T"
+qemu-img create -q -f qcow2 base.qcow2 16M
+qemu-io -c "write -P 1 0 1M" base.qcow2 >/dev/null
+qemu-img snapshot -c s1 base.qcow2
+qemu-io -c "write -P 3 0 64k" base.qcow2 >/dev/null
+qemu-img snapshot -c s2 base.qcow2
+
+# damage IMG WHAT: nb_snapshots 70000 (many), entry 0's extra data size
+# 5000 (extra), the table offset + 8 (misaligned), the table 1 TiB out (eof)
+damage()
+{
+    python3 - "$1" "$2" <<'PY'
+import struct, sys
+img, what = sys.argv[1], sys.argv[2]
+with open(img, 'r+b') as f:
+    h = f.read(72)
+    nb, off = struct.unpack('>IQ', h[60:72])
+    if what == 'many':
+        f.seek(60); f.write(struct.pack('>I', 70000))
+    elif what == 'extra':
+        f.seek(off + 36); f.write(struct.pack('>I', 5000))
+    elif what == 'misaligned':
+        f.seek(64); f.write(struct.pack('>Q', off + 8))
+    elif what == 'eof':
+        f.seek(64); f.write(struct.pack('>Q', 1 << 40))
+PY
+}
+
+cases="many extra misaligned"
+plan $((3 * 6 + 4))
+
+for c in $cases; do
+    cp base.qcow2 "$c.qcow2"
+    damage "$c.qcow2" "$c" || bail_out "could not damage $c.qcow2"
+    cmp -s base.qcow2 "$c.qcow2" && bail_out "$c.qcow2 was not damaged"
+    same_check "$c: check" "$c.qcow2"
+    check_eq "$c: ... which fails (exit 1)" "$rc" 1
+    same_check "$c: check --output=json" "$c.qcow2" --output=json
+    cp "$c.qcow2" before.qcow2
+    check_fail "$c: check -r all refuses to write over it" \
+        strata-img check -r all "$c.qcow2"
+    check "$c: ... and leaves the file as it was" cmp before.qcow2 "$c.qcow2"
+    check_fail "$c: info refuses it" strata-img info "$c.qcow2"
+done
+
+cp base.qcow2 eof.qcow2
+damage eof.qcow2 eof
+_run strata-img check eof.qcow2
+check_match "eof: check names the unreadable table" "$(cat "$_out")" \
+    "ERROR failed to read the snapshot table: Snapshot table entry 0 lies past the end of the image file"
+check_match "eof: ... and fails" "$(cat "$_out")" "Check failed"
+check_fail "eof: snapshot -c refuses it" strata-img snapshot -c s3 eof.qcow2
+check "eof: the undamaged copy is clean for qemu-img" qemu-img check base.qcow2
+done_testing
