@@ -729,33 +729,6 @@ static int coroutine_fn mark_clean(struct blk_node *bs)
 
 /* The check itself, s->lock held (qcow2's open calls it to repair a
  * dirty image). */
-/* Snapshot table entries whose L1 table cannot be used (only kept by an
- * open for check), reported first with QEMU's messages; like QEMU 7.2's
- * check, their references are not counted and the entries stay. */
-static void report_bad_snapshots(struct blk_node *bs,
-                                 struct blk_check_result *res)
-{
-    struct qcow2_state *s = bs->opaque;
-
-    for (uint32_t i = 0; i < s->nb_snapshots; i++) {
-        const struct qcow2_snapshot *sn = &s->snapshots[i];
-
-        if (sn->l1_bad == QCOW2_SN_L1_MISALIGNED) {
-            qcow2_check_report(res, "ERROR snapshot %s (%s) l1_offset=%#"
-                               PRIx64 ": L1 table is not cluster aligned; "
-                               "snapshot table entry corrupted", sn->id_str,
-                               sn->name, sn->l1_offset);
-            res->corruptions++;
-        } else if (sn->l1_bad == QCOW2_SN_L1_TOO_LARGE) {
-            qcow2_check_report(res, "ERROR snapshot %s (%s) l1_size=%#"
-                               PRIx32 ": L1 table is too large; snapshot "
-                               "table entry corrupted", sn->id_str, sn->name,
-                               sn->l1_size);
-            res->corruptions++;
-        }
-    }
-}
-
 int coroutine_fn qcow2_check_locked(struct blk_node *bs,
                                     struct blk_check_result *res,
                                     unsigned fix)
@@ -771,16 +744,10 @@ int coroutine_fn qcow2_check_locked(struct blk_node *bs,
             return ret;
         }
     }
-    if (s->sn_check_ret) {
-        /* the snapshot table could not be read (see read_snapshots) */
-        qcow2_check_report(res, "%s", s->sn_check_msg);
-        if (s->sn_check_hint) {
-            qcow2_check_report(res, "%s", s->sn_check_hint);
-        }
-        res->check_errors++;
-        return s->sn_check_ret;
+    ret = qcow2_check_snapshot_table(bs, res);
+    if (ret < 0) {
+        return ret;
     }
-    report_bad_snapshots(bs, res);
     ret = check_refcounts(bs, res, fix);
     if (ret < 0) {
         return ret;

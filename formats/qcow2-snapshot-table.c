@@ -1,10 +1,11 @@
 /* The qcow2 snapshot table: reading it against hostile values (offsets
- * past the end of the file, overlaps, absurd counts and sizes) and
- * rewriting it whole into new clusters as QEMU does.  The operations on
- * snapshots are in qcow2-snapshot.c. */
+ * past the end of the file, overlaps, absurd counts and sizes), rewriting
+ * it whole into new clusters as QEMU does, and what check reports of it.
+ * The operations on snapshots are in qcow2-snapshot.c. */
 #include "config.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -370,4 +371,51 @@ int coroutine_fn qcow2_write_snapshots(struct blk_node *bs,
 fail:
     qcow2_free_clusters(bs, offset, size, QCOW2_DISCARD_ALWAYS);
     return ret;
+}
+
+/* ---- check ---- */
+
+/* Snapshot table entries whose L1 table cannot be used (only kept by an
+ * open for check), reported first with QEMU's messages; like QEMU 7.2's
+ * check, their references are not counted and the entries stay. */
+static void report_bad_snapshots(struct blk_node *bs,
+                                 struct blk_check_result *res)
+{
+    struct qcow2_state *s = bs->opaque;
+
+    for (uint32_t i = 0; i < s->nb_snapshots; i++) {
+        const struct qcow2_snapshot *sn = &s->snapshots[i];
+
+        if (sn->l1_bad == QCOW2_SN_L1_MISALIGNED) {
+            qcow2_check_report(res, "ERROR snapshot %s (%s) l1_offset=%#"
+                               PRIx64 ": L1 table is not cluster aligned; "
+                               "snapshot table entry corrupted", sn->id_str,
+                               sn->name, sn->l1_offset);
+            res->corruptions++;
+        } else if (sn->l1_bad == QCOW2_SN_L1_TOO_LARGE) {
+            qcow2_check_report(res, "ERROR snapshot %s (%s) l1_size=%#"
+                               PRIx32 ": L1 table is too large; snapshot "
+                               "table entry corrupted", sn->id_str, sn->name,
+                               sn->l1_size);
+            res->corruptions++;
+        }
+    }
+}
+
+int qcow2_check_snapshot_table(struct blk_node *bs,
+                               struct blk_check_result *res)
+{
+    struct qcow2_state *s = bs->opaque;
+
+    if (s->sn_check_ret) {
+        /* the table could not be read (qcow2-header.c read_snapshots) */
+        qcow2_check_report(res, "%s", s->sn_check_msg);
+        if (s->sn_check_hint) {
+            qcow2_check_report(res, "%s", s->sn_check_hint);
+        }
+        res->check_errors++;
+        return s->sn_check_ret;
+    }
+    report_bad_snapshots(bs, res);
+    return 0;
 }

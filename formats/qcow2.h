@@ -626,6 +626,12 @@ int coroutine_fn qcow2_read_snapshots(struct blk_node *bs,
 int coroutine_fn qcow2_write_snapshots(struct blk_node *bs,
                                        const struct qcow2_snapshot *sn,
                                        uint32_t n);
+
+/* check: the report of a snapshot table check could not read (then a
+ * negative errno: the check fails), else the entries whose L1 table is
+ * unusable (corruptions, as qemu-img check reports them). */
+int qcow2_check_snapshot_table(struct blk_node *bs,
+                               struct blk_check_result *res);
 bool qcow2_ranges_overlap(uint64_t a, uint64_t alen, uint64_t b,
                           uint64_t blen);
 
