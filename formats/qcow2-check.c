@@ -734,7 +734,7 @@ int coroutine_fn qcow2_check_locked(struct blk_node *bs,
                                     unsigned fix)
 {
     struct qcow2_state *s = bs->opaque;
-    int ret;
+    int ret, table_errors;
 
     if (!bs->read_only) {
         /* the check reads metadata from the file */
@@ -744,13 +744,19 @@ int coroutine_fn qcow2_check_locked(struct blk_node *bs,
             return ret;
         }
     }
-    ret = qcow2_check_snapshot_table(bs, res);
+    ret = qcow2_check_snapshot_table(bs, res, fix, &table_errors);
     if (ret < 0) {
         return ret;
     }
     ret = check_refcounts(bs, res, fix);
     if (ret < 0) {
         return ret;
+    }
+    if (table_errors && (fix & BLK_FIX_ERRORS)) {
+        ret = qcow2_check_fix_snapshot_table(bs, res, table_errors);
+        if (ret < 0) {
+            return ret;
+        }
     }
     if (fix) {
         /* allocation may start over where repairs freed clusters */

@@ -178,6 +178,7 @@ static int coroutine_fn read_entry(struct blk_node *bs, uint32_t i,
     if (extra_size >= 24) {
         sn->icount = qcow2_ld64(rest + 16);
     }
+    sn->extra_size = extra_size;
     known = MIN(extra_size, (uint32_t)SN_EXTRA_KNOWN);
     sn->unknown_extra_size = extra_size - known;
     sn->unknown_extra = NULL;
@@ -358,6 +359,9 @@ int coroutine_fn qcow2_write_snapshots(struct blk_node *bs,
     uint64_t old_offset = s->snapshots_offset, old_size = s->snapshots_size;
     /* pack before freeing: `sn` may point into the old array's strings */
     struct qcow2_snapshot *packed = pack(sn, n);
+    for (uint32_t i = 0; i < n; i++) {
+        packed[i].extra_size = SN_EXTRA_KNOWN + packed[i].unknown_extra_size;
+    }
     free(s->snapshots);
     s->snapshots = packed;
     s->nb_snapshots = n;
@@ -403,9 +407,12 @@ static void report_bad_snapshots(struct blk_node *bs,
 }
 
 int qcow2_check_snapshot_table(struct blk_node *bs,
-                               struct blk_check_result *res)
+                               struct blk_check_result *res, unsigned fix,
+                               int *table_errors)
 {
     struct qcow2_state *s = bs->opaque;
+
+    *table_errors = 0;
 
     if (s->sn_check_ret) {
         /* the table could not be read (qcow2-header.c read_snapshots) */
@@ -417,5 +424,35 @@ int qcow2_check_snapshot_table(struct blk_node *bs,
         return s->sn_check_ret;
     }
     report_bad_snapshots(bs, res);
+    /* a version 3 entry must hold the 16 bytes of extra data that QEMU 3+
+     * always writes; the repair rewrites the table (as QEMU's check) */
+    for (uint32_t i = 0; s->version >= 3 && i < s->nb_snapshots; i++) {
+        if (s->snapshots[i].extra_size < 16) {
+            qcow2_check_report(res, "%s snapshot table entry %u is "
+                               "incomplete",
+                               fix & BLK_FIX_ERRORS ? "Repairing" : "ERROR",
+                               i);
+            res->corruptions++;
+            (*table_errors)++;
+        }
+    }
+    return 0;
+}
+
+int coroutine_fn qcow2_check_fix_snapshot_table(struct blk_node *bs,
+                                                struct blk_check_result *res,
+                                                int table_errors)
+{
+    struct qcow2_state *s = bs->opaque;
+    int ret = qcow2_write_snapshots(bs, s->snapshots, s->nb_snapshots);
+
+    if (ret < 0) {
+        res->check_errors++;
+        qcow2_check_report(res, "ERROR failed to update snapshot table: %s",
+                           strerror(-ret));
+        return ret;
+    }
+    res->corruptions -= table_errors;
+    res->corruptions_fixed += table_errors;
     return 0;
 }

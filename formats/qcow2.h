@@ -145,6 +145,7 @@ struct qcow2_snapshot {
     uint64_t vm_clock_nsec;
     uint64_t icount;            /* UINT64_MAX: not recorded */
     uint64_t disk_size;         /* virtual size when taken, bytes */
+    uint32_t extra_size;        /* extra data bytes of the entry as read */
     uint32_t unknown_extra_size; /* extra data past the 24 bytes we know */
     uint8_t *unknown_extra;     /* kept verbatim when rewriting the table */
     /* Only when opened for `check` (BLK_O_CHECK), which reports it as QEMU
@@ -629,9 +630,17 @@ int coroutine_fn qcow2_write_snapshots(struct blk_node *bs,
 
 /* check: the report of a snapshot table check could not read (then a
  * negative errno: the check fails), else the entries whose L1 table is
- * unusable (corruptions, as qemu-img check reports them). */
+ * unusable and, in a version 3 image, those with less than 16 bytes of
+ * extra data (corruptions, as qemu-img check reports them; the latter
+ * counted in *table_errors). */
 int qcow2_check_snapshot_table(struct blk_node *bs,
-                               struct blk_check_result *res);
+                               struct blk_check_result *res, unsigned fix,
+                               int *table_errors);
+/* check -r all: rewrite the table whose entries the check found
+ * incomplete (table_errors of them, counted as corruptions). */
+int coroutine_fn qcow2_check_fix_snapshot_table(struct blk_node *bs,
+                                                struct blk_check_result *res,
+                                                int table_errors);
 bool qcow2_ranges_overlap(uint64_t a, uint64_t alen, uint64_t b,
                           uint64_t blen);
 
