@@ -1,6 +1,6 @@
 /* What the tools see of LUKS, shared by qcow2 and the luks format: the
- * header as `info` shows it, in QEMU's key order, and the `amend` options
- * that add and erase key slots. */
+ * header as `info` shows it, in QEMU's key order, and the options that
+ * name its secret, create it and amend its key slots. */
 #include "config.h"
 
 #include <errno.h>
@@ -100,4 +100,58 @@ int crypto_parse_amend_opts(struct blk_opts *opts, const char *prefix,
     }
     return parse_int(opts, prefix, "iter-time", &a->has_iter_time,
                      &a->iter_time, errp);
+}
+
+int crypto_need_secret(struct blk_opts *opts, const char *key,
+                       const char **secret, struct strata_error **errp)
+{
+    const char *id = opts_get(opts, key);
+
+    if (!id) {
+        return error_setg(errp, -EINVAL, "Parameter '%s' is required for "
+                          "cipher", key);
+    }
+    *secret = crypto_secret_lookup(id);
+    if (!*secret) {
+        return error_setg(errp, -ENOENT, "No secret with id '%s'", id);
+    }
+    return 0;
+}
+
+int crypto_open_secret(struct blk_opts *opts, const char *key, bool no_io,
+                       bool read_only, const char **secret,
+                       struct strata_error **errp)
+{
+    *secret = NULL;
+    if (no_io) {
+        /* info describes the header only: like qemu-img info, it neither
+         * needs the key nor checks one it is given.  Without the key no
+         * write could be encrypted (and one that allocated first would
+         * leak its clusters): such an open is read-only. */
+        opts_get(opts, key);
+        if (!read_only) {
+            return error_setg(errp, -EPERM, "An encrypted image opened "
+                              "without its key cannot be written");
+        }
+        return 0;
+    }
+    return crypto_need_secret(opts, key, secret, errp);
+}
+
+int crypto_parse_create_opts(struct blk_opts *opts, const char *prefix,
+                             struct crypto_luks_params *p,
+                             struct strata_error **errp)
+{
+    char key[64];
+
+#define CRYPTO_OPT(name) \
+    (snprintf(key, sizeof(key), "%s%s", prefix, name), opts_get(opts, key))
+    p->cipher_alg = CRYPTO_OPT("cipher-alg");
+    p->cipher_mode = CRYPTO_OPT("cipher-mode");
+    p->ivgen_alg = CRYPTO_OPT("ivgen-alg");
+    p->ivgen_hash_alg = CRYPTO_OPT("ivgen-hash-alg");
+    p->hash_alg = CRYPTO_OPT("hash-alg");
+#undef CRYPTO_OPT
+    snprintf(key, sizeof(key), "%siter-time", prefix);
+    return opts_get_uint(opts, key, 2000, &p->iter_time, errp);
 }

@@ -101,6 +101,23 @@ int crypto_parse_amend_opts(struct blk_opts *opts, const char *prefix,
                             struct crypto_luks_amend *a,
                             struct strata_error **errp);
 
+/* The secret named (by id) in option `key`, which must be given: QEMU's
+ * "Parameter '<key>' is required for cipher" / "No secret with id". */
+int crypto_need_secret(struct blk_opts *opts, const char *key,
+                       const char **secret, struct strata_error **errp);
+/* The password for opening an encrypted image: as crypto_need_secret,
+ * except that an open without I/O (info) takes none and checks none
+ * (*secret NULL) and must be read-only. */
+int crypto_open_secret(struct blk_opts *opts, const char *key, bool no_io,
+                       bool read_only, const char **secret,
+                       struct strata_error **errp);
+/* The algorithms and iter-time of a new LUKS header from the options after
+ * prefix ("encrypt." for qcow2, "" for luks); absent ones stay NULL (the
+ * defaults), iter-time defaults to 2000 ms. */
+int crypto_parse_create_opts(struct blk_opts *opts, const char *prefix,
+                             struct crypto_luks_params *p,
+                             struct strata_error **errp);
+
 /* The payload offset (header plus the key material of 8 slots) that a
  * header made with p would have: what `measure -O luks` adds to the
  * virtual size.  Checks the algorithms as create does. */

@@ -69,33 +69,6 @@ static int write_header(void *opaque, uint64_t offset, const void *buf,
     return blk_pwrite(file, offset, len, buf, 0);
 }
 
-/* The secret named by key-secret; NULL with an error set when it cannot
- * be had.  info's no-I/O open needs none. */
-static int luks_secret(struct blk_node *bs, struct blk_opts *opts,
-                       const char **secret, struct strata_error **errp)
-{
-    const char *id = opts_get(opts, "key-secret");
-
-    *secret = NULL;
-    if (bs->flags & BLK_O_NO_IO) {
-        /* as qemu-img info: neither needed nor checked */
-        if (!bs->read_only) {
-            return error_setg(errp, -EPERM, "An encrypted image opened "
-                              "without its key cannot be written");
-        }
-        return 0;
-    }
-    if (!id) {
-        return error_setg(errp, -EINVAL, "Parameter 'key-secret' is "
-                          "required for cipher");
-    }
-    *secret = crypto_secret_lookup(id);
-    if (!*secret) {
-        return error_setg(errp, -ENOENT, "No secret with id '%s'", id);
-    }
-    return 0;
-}
-
 static void luks_close(struct blk_node *bs)
 {
     struct luks_state *s = bs->opaque;
@@ -111,7 +84,8 @@ static int luks_open(struct blk_node *bs, struct blk_opts *opts,
     const char *secret;
     int ret;
 
-    ret = luks_secret(bs, opts, &secret, errp);
+    ret = crypto_open_secret(opts, "key-secret", bs->flags & BLK_O_NO_IO,
+                             bs->read_only, &secret, errp);
     if (ret < 0) {
         return ret;
     }
@@ -259,32 +233,19 @@ static int luks_create(const char *filename, struct blk_opts *opts,
     struct crypto_luks_params p = {0};
     struct crypto_block *b = NULL;
     struct blk_node *file = NULL;
-    const char *id = opts_get(opts, "key-secret"), *secret;
+    const char *secret;
     struct blk_opts *fopts;
     uint8_t *hdr = NULL;
     size_t hdr_len = 0;
     uint64_t size;
     int ret;
 
-    p.cipher_alg = opts_get(opts, "cipher-alg");
-    p.cipher_mode = opts_get(opts, "cipher-mode");
-    p.ivgen_alg = opts_get(opts, "ivgen-alg");
-    p.ivgen_hash_alg = opts_get(opts, "ivgen-hash-alg");
-    p.hash_alg = opts_get(opts, "hash-alg");
     if ((ret = opts_get_size(opts, "size", 0, &size, errp)) < 0 ||
-        (ret = opts_get_uint(opts, "iter-time", 2000, &p.iter_time, errp)) <
-            0) {
+        (ret = crypto_parse_create_opts(opts, "", &p, errp)) < 0 ||
+        (ret = crypto_need_secret(opts, "key-secret", &secret, errp)) < 0) {
         return ret;
     }
     size = ROUND_UP(size, CRYPTO_SECTOR_SIZE);
-    if (!id) {
-        return error_setg(errp, -EINVAL, "Parameter 'key-secret' is "
-                          "required for cipher");
-    }
-    secret = crypto_secret_lookup(id);
-    if (!secret) {
-        return error_setg(errp, -ENOENT, "No secret with id '%s'", id);
-    }
     ret = crypto_luks_create(&b, &p, secret, &hdr, &hdr_len, errp);
     if (ret < 0) {
         return ret;
@@ -360,14 +321,8 @@ static int luks_measure(struct blk_opts *opts, struct blk_node *in,
     uint64_t size, payload;
     int ret;
 
-    p.cipher_alg = opts_get(opts, "cipher-alg");
-    p.cipher_mode = opts_get(opts, "cipher-mode");
-    p.ivgen_alg = opts_get(opts, "ivgen-alg");
-    p.ivgen_hash_alg = opts_get(opts, "ivgen-hash-alg");
-    p.hash_alg = opts_get(opts, "hash-alg");
     opts_get(opts, "key-secret");
-    if ((ret = opts_get_uint(opts, "iter-time", 2000, &p.iter_time, errp)) <
-            0 ||
+    if ((ret = crypto_parse_create_opts(opts, "", &p, errp)) < 0 ||
         (ret = opts_get_size(opts, "size", 0, &size, errp)) < 0) {
         return ret;
     }

@@ -75,10 +75,10 @@ int coroutine_fn qcow2_crypto_open(struct blk_node *bs, struct blk_opts *opts,
 {
     struct qcow2_state *s = bs->opaque;
     const char *fmt = opts_get(opts, "encrypt.format");
-    const char *id = opts_get(opts, "encrypt.key-secret");
     const char *secret;
     int ret;
 
+    opts_get(opts, "encrypt.key-secret");
     if (!s->crypt_method) {
         if (fmt) {
             return error_setg(errp, -EINVAL, "No encryption in image header, "
@@ -93,21 +93,11 @@ int coroutine_fn qcow2_crypto_open(struct blk_node *bs, struct blk_opts *opts,
                           s->crypt_method == QCOW2_CRYPT_AES ? "aes" : "luks",
                           fmt);
     }
-    if (bs->flags & BLK_O_NO_IO) {
-        /* info describes the header only: like qemu-img info, it neither
-         * needs the key nor checks one it is given.  Without the key no
-         * write could be encrypted, and one that allocated first would
-         * leak its clusters: such an open is read-only. */
-        if (!bs->read_only) {
-            return error_setg(errp, -EPERM, "An encrypted image opened "
-                              "without its key cannot be written");
-        }
-        secret = NULL;
-    } else if (!id) {
-        return error_setg(errp, -EINVAL, "Parameter 'encrypt.key-secret' is "
-                          "required for cipher");
-    } else if (!(secret = crypto_secret_lookup(id))) {
-        return error_setg(errp, -ENOENT, "No secret with id '%s'", id);
+    ret = crypto_open_secret(opts, "encrypt.key-secret",
+                             bs->flags & BLK_O_NO_IO, bs->read_only, &secret,
+                             errp);
+    if (ret < 0) {
+        return ret;
     }
     if (s->crypt_method == QCOW2_CRYPT_AES) {
         if (!bs->read_only) {
@@ -262,9 +252,9 @@ int qcow2_crypto_create_parse(struct blk_opts *opts, bool encryption,
                               struct qcow2_crypto_create *c,
                               struct strata_error **errp)
 {
-    const char *id = opts_get(opts, "encrypt.key-secret");
     int ret;
 
+    opts_get(opts, "encrypt.key-secret");
     memset(c, 0, sizeof(*c));
     if (encryption && efmt) {
         return error_setg(errp, -EINVAL, "Options \"encryption\" and "
@@ -281,23 +271,13 @@ int qcow2_crypto_create_parse(struct blk_opts *opts, bool encryption,
     if (strcmp(efmt, "luks") != 0) {
         return error_setg(errp, -EINVAL, "Invalid parameter '%s'", efmt);
     }
-    c->p.cipher_alg = opts_get(opts, "encrypt.cipher-alg");
-    c->p.cipher_mode = opts_get(opts, "encrypt.cipher-mode");
-    c->p.ivgen_alg = opts_get(opts, "encrypt.ivgen-alg");
-    c->p.ivgen_hash_alg = opts_get(opts, "encrypt.ivgen-hash-alg");
-    c->p.hash_alg = opts_get(opts, "encrypt.hash-alg");
-    ret = opts_get_uint(opts, "encrypt.iter-time", 2000, &c->p.iter_time,
-                        errp);
+    ret = crypto_parse_create_opts(opts, "encrypt.", &c->p, errp);
     if (ret < 0) {
         return ret;
     }
-    if (!id) {
-        return error_setg(errp, -EINVAL, "Parameter 'encrypt.key-secret' is "
-                          "required for cipher");
-    }
-    c->secret = crypto_secret_lookup(id);
-    if (!c->secret) {
-        return error_setg(errp, -ENOENT, "No secret with id '%s'", id);
+    ret = crypto_need_secret(opts, "encrypt.key-secret", &c->secret, errp);
+    if (ret < 0) {
+        return ret;
     }
     c->luks = true;
     return 0;
