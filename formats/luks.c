@@ -312,16 +312,16 @@ static int luks_amend(struct blk_node *bs, struct blk_opts *opts, bool force,
 }
 
 /* As QEMU's: the payload offset a header with these algorithms gets,
- * plus the virtual size (the input's, or --size); key-secret must be
- * named, as for create. */
+ * plus the virtual size (the input's, or --size); key-secret must name a
+ * defined secret, as for create. */
 static int luks_measure(struct blk_opts *opts, struct blk_node *in,
                         struct blk_measure *out, struct strata_error **errp)
 {
     struct crypto_luks_params p = {0};
+    const char *secret;
     uint64_t size, payload;
     int ret;
 
-    opts_get(opts, "key-secret");
     if ((ret = crypto_parse_create_opts(opts, "", &p, errp)) < 0 ||
         (ret = opts_get_size(opts, "size", 0, &size, errp)) < 0) {
         return ret;
@@ -330,9 +330,10 @@ static int luks_measure(struct blk_opts *opts, struct blk_node *in,
     if (ret < 0) {
         return ret;
     }
-    if (!opts_has(opts, "key-secret")) {
-        return error_setg(errp, -EINVAL, "Parameter 'key-secret' is "
-                          "required for cipher");
+    /* looked up (and unused), as QEMU does */
+    ret = crypto_need_secret(opts, "key-secret", &secret, errp);
+    if (ret < 0) {
+        return ret;
     }
     if (in) {
         size = in->size;

@@ -10,7 +10,7 @@ requires_config HAVE_OPENSSL
 tmpdir
 cd "$T"
 
-plan 29
+plan 30
 
 O=(--object secret,id=s0,data=pass0)
 opts() { echo "driver=luks,file.filename=$1,key-secret=s0"; }
@@ -75,6 +75,8 @@ same_as_qemu_img "measure aes-128-cbc --output=json" measure --output=json \
     --size 1000
 same_as_qemu_img "measure of an image" measure "${O[@]}" -O luks \
     -o key-secret=s0 pat.raw
+same_as_qemu_img "measure names an undefined secret: refused as by qemu-img" \
+    measure -O luks -o key-secret=nosuch --size 1G
 
 check "resize grows the volume" \
     strata-img resize -q "${O[@]}" --image-opts "$(opts c.luks)" 8M
