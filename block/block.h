@@ -372,6 +372,10 @@ struct blk_opt_desc *blk_create_opt_list(const struct blk_driver *drv,
 /* Create the protocol-level file for a format's create(). */
 int blk_create_file(const char *filename, struct blk_opts *opts,
                     struct strata_error **errp);
+/* Open that file (its protocol driver, no format) for a create() to write
+ * the new image: read-write, BLK_O_CREATE, plus flags. */
+int blk_open_created_file(struct blk_node **out, const char *filename,
+                          unsigned flags, struct strata_error **errp);
 
 /* ---- the request path (coroutine_fn) ---- */
 

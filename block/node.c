@@ -441,6 +441,19 @@ int blk_create_file(const char *filename, struct blk_opts *opts,
     return drv->create(filename, opts, errp);
 }
 
+int blk_open_created_file(struct blk_node **out, const char *filename,
+                          unsigned flags, struct strata_error **errp)
+{
+    struct blk_opts *o = opts_new();
+    int ret;
+
+    opts_set(o, "driver", blk_find_protocol(filename)->name);
+    ret = blk_open(out, filename, o, BLK_O_RDWR | BLK_O_CREATE | flags,
+                   errp);
+    opts_free(o);
+    return ret;
+}
+
 int64_t blk_allocated_size(struct blk_node *bs)
 {
     if (bs->drv->allocated_size) {

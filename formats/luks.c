@@ -255,11 +255,7 @@ static int luks_create(const char *filename, struct blk_opts *opts,
     ret = blk_create_file(filename, fopts, errp);
     opts_free(fopts);
     if (ret >= 0) {
-        fopts = opts_new();
-        opts_set(fopts, "driver", blk_find_protocol(filename)->name);
-        ret = blk_open(&file, filename, fopts, BLK_O_RDWR | BLK_O_CREATE,
-                       errp);
-        opts_free(fopts);
+        ret = blk_open_created_file(&file, filename, 0, errp);
     }
     /* the key material of inactive slots is zeroes: left as holes, as
      * QEMU writes only the header and the active slot */

@@ -237,15 +237,11 @@ static int write_skeleton(const char *filename, const struct create_params *p,
                           struct strata_error **errp)
 {
     uint32_t cs = 1u << p->cluster_bits;
-    struct blk_opts *o = opts_new();
     struct blk_node *file;
     uint8_t *buf;
     int ret;
 
-    opts_set(o, "driver", blk_find_protocol(filename)->name);
-    ret = blk_open(&file, filename, o, BLK_O_RDWR | BLK_O_CREATE |
-                   BLK_O_NO_FLUSH, errp);
-    opts_free(o);
+    ret = blk_open_created_file(&file, filename, BLK_O_NO_FLUSH, errp);
     if (ret < 0) {
         return ret;
     }
@@ -436,10 +432,7 @@ int qcow2_create(const char *filename, struct blk_opts *opts,
     }
 
     /* everything was written without flushes: make it durable now */
-    o = opts_new();
-    opts_set(o, "driver", blk_find_protocol(filename)->name);
-    ret = blk_open(&bs, filename, o, BLK_O_RDWR | BLK_O_CREATE, errp);
-    opts_free(o);
+    ret = blk_open_created_file(&bs, filename, 0, errp);
     if (ret < 0) {
         return ret;
     }

@@ -88,7 +88,6 @@ static int write_image(const char *filename, uint64_t bytes, bool is_static,
     uint64_t bmap_size = ROUND_UP((uint64_t)blocks * 4, BLK_SECTOR_SIZE);
     uint8_t *buf = xzalloc(VDI_HEADER_SIZE + bmap_size);
     uint8_t *h = buf;
-    struct blk_opts *o = opts_new();
     struct blk_node *file;
     int ret;
 
@@ -117,9 +116,7 @@ static int write_image(const char *filename, uint64_t bytes, bool is_static,
                  is_static ? i : VDI_UNALLOCATED);
     }
 
-    opts_set(o, "driver", blk_find_protocol(filename)->name);
-    ret = blk_open(&file, filename, o, BLK_O_RDWR | BLK_O_CREATE, errp);
-    opts_free(o);
+    ret = blk_open_created_file(&file, filename, 0, errp);
     if (ret < 0) {
         free(buf);
         return ret;

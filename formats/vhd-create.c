@@ -259,10 +259,7 @@ int vhd_create(const char *filename, struct blk_opts *opts,
     if (ret < 0) {
         return ret;
     }
-    o = opts_new();
-    opts_set(o, "driver", blk_find_protocol(filename)->name);
-    ret = blk_open(&file, filename, o, BLK_O_RDWR | BLK_O_CREATE, errp);
-    opts_free(o);
+    ret = blk_open_created_file(&file, filename, 0, errp);
     if (ret < 0) {
         return ret;
     }

@@ -212,7 +212,7 @@ int vhdx_create(const char *filename, struct blk_opts *opts,
                 struct strata_error **errp)
 {
     struct vhdx_params p;
-    struct blk_opts *fopts, *o;
+    struct blk_opts *fopts;
     struct blk_node *f;
     int ret = parse_params(opts, &p, errp);
 
@@ -226,10 +226,7 @@ int vhdx_create(const char *filename, struct blk_opts *opts,
     if (ret < 0) {
         return ret;
     }
-    o = opts_new();
-    opts_set(o, "driver", blk_find_protocol(filename)->name);
-    ret = blk_open(&f, filename, o, BLK_O_RDWR | BLK_O_CREATE, errp);
-    opts_free(o);
+    ret = blk_open_created_file(&f, filename, 0, errp);
     if (ret < 0) {
         return ret;
     }

@@ -122,11 +122,10 @@ static int create_extent(const char *name, uint64_t size,
     int ret;
 
     ret = blk_create_file(name, o, errp);
-    opts_set(o, "driver", "file");
-    if (ret >= 0) {
-        ret = blk_open(&f, name, o, BLK_O_RDWR | BLK_O_CREATE, errp);
-    }
     opts_free(o);
+    if (ret >= 0) {
+        ret = blk_open_created_file(&f, name, 0, errp);
+    }
     if (ret < 0) {
         return ret;
     }
