@@ -16,6 +16,13 @@ WHAT:
   reftable-misaligned  add 512 to the first refcount table entry
   refblock-far      point refcount table entry 1 at 256 MiB (past EOF)
   garbage OFFSET    write 4 KiB of 0xff at OFFSET
+  sn-l1-offset-add I N  add N to snapshot entry I's L1 table offset
+  sn-l1-size I N    set snapshot entry I's L1 size to N
+  sn-extra-size I N set snapshot entry I's extra data size field to N
+  sn-count N        set the header's snapshot count to N
+  sn-table-offset-add N  add N to the header's snapshot table offset
+  sn-table-offset N set the header's snapshot table offset to N
+  sn-strip-extra    rewrite the table in place without extra data
 """
 import struct
 import sys
@@ -61,6 +68,25 @@ class Image:
 
     def l1(self, i):
         return self.u64(self.l1_offset + 8 * i)
+
+    def sn_table(self):
+        """(count, offset) of the snapshot table, from the header"""
+        return struct.unpack(">IQ", self.read(60, 12))
+
+    def sn_entries(self):
+        """(offset, fixed 40-byte part, extra data, id and name) of
+        every snapshot table entry, each at its 8-byte alignment"""
+        n, off = self.sn_table()
+        out = []
+        for _ in range(n):
+            off = (off + 7) & ~7
+            h = self.read(off, 40)
+            idl, nl = struct.unpack(">HH", h[12:16])
+            es = struct.unpack(">I", h[36:40])[0]
+            out.append((off, h, self.read(off + 40, es),
+                        self.read(off + 40 + es, idl + nl)))
+            off += 40 + es + idl + nl
+        return out
 
     def first_l2(self):
         for i in range(self.l1_size):
@@ -115,7 +141,8 @@ class Image:
 def main():
     img = Image(sys.argv[1])
     what = sys.argv[2]
-    arg = int(sys.argv[3], 0) if len(sys.argv) > 3 else 0
+    args = [int(a, 0) for a in sys.argv[3:]]
+    arg = args[0] if args else 0
     if what == "info":
         i, l2 = img.first_l2()
         print(img.cs, img.l1_offset, img.rt_offset, l2)
@@ -147,6 +174,31 @@ def main():
         img.put64(img.rt_offset + 8, 1 << 28)
     elif what == "garbage":
         img.write(arg, b"\xff" * 4096)
+    elif what == "sn-l1-offset-add":
+        off = img.sn_entries()[args[0]][0]
+        img.put64(off, img.u64(off) + args[1])
+    elif what == "sn-l1-size":
+        img.write(img.sn_entries()[args[0]][0] + 8,
+                  struct.pack(">I", args[1]))
+    elif what == "sn-extra-size":
+        img.write(img.sn_entries()[args[0]][0] + 36,
+                  struct.pack(">I", args[1]))
+    elif what == "sn-count":
+        img.write(60, struct.pack(">I", arg))
+    elif what == "sn-table-offset-add":
+        img.put64(64, img.sn_table()[1] + arg)
+    elif what == "sn-table-offset":
+        img.put64(64, arg)
+    elif what == "sn-strip-extra":
+        entries = img.sn_entries()
+        start = img.sn_table()[1]
+        end = entries[-1][0] + 40 + len(entries[-1][2]) + len(entries[-1][3])
+        out = bytearray()
+        for _, h, _, strs in entries:
+            while len(out) % 8:
+                out.append(0)
+            out += h[:36] + struct.pack(">I", 0) + strs
+        img.write(start, bytes(out) + bytes(end - start - len(out)))
     else:
         raise SystemExit("unknown damage " + what)
     img.f.close()

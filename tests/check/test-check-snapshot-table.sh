@@ -17,41 +17,13 @@ qemu-img snapshot -c s1 base.qcow2
 qemu-io -c "write -P 3 0 64k" base.qcow2 >/dev/null
 qemu-img snapshot -c s2 base.qcow2
 
-# set_sn_field IMG INDEX FIELD VALUE: FIELD l1_offset (add VALUE) or
-# l1_size (set VALUE) of snapshot entry INDEX
-set_sn_field()
-{
-    python3 - "$@" <<'PY'
-import struct, sys
-img, idx, field, val = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
-with open(img, 'r+b') as f:
-    h = f.read(72)
-    nb, off = struct.unpack('>IQ', h[60:72])
-    assert idx < nb
-    for _ in range(idx):
-        f.seek(off)
-        e = f.read(40)
-        id_len, name_len = struct.unpack('>HH', e[12:16])
-        extra, = struct.unpack('>I', e[36:40])
-        off += 40 + extra + id_len + name_len
-        off = (off + 7) & ~7
-    f.seek(off)
-    l1off, l1size = struct.unpack('>QI', f.read(12))
-    f.seek(off)
-    if field == 'l1_offset':
-        f.write(struct.pack('>Q', l1off + val))
-    else:
-        f.write(struct.pack('>QI', l1off, val))
-PY
-}
-
 cp base.qcow2 misaligned.qcow2
 cp base.qcow2 large.qcow2
 cp base.qcow2 both.qcow2
-set_sn_field misaligned.qcow2 0 l1_offset 8 &&
-    set_sn_field large.qcow2 1 l1_size $((0x2000001)) &&
-    set_sn_field both.qcow2 0 l1_offset 512 &&
-    set_sn_field both.qcow2 1 l1_size $((0x4000000)) ||
+$DAMAGE misaligned.qcow2 sn-l1-offset-add 0 8 &&
+    $DAMAGE large.qcow2 sn-l1-size 1 $((0x2000001)) &&
+    $DAMAGE both.qcow2 sn-l1-offset-add 0 512 &&
+    $DAMAGE both.qcow2 sn-l1-size 1 $((0x4000000)) ||
     bail_out "could not damage the images"
 cmp -s base.qcow2 large.qcow2 && bail_out "large.qcow2 was not damaged"
 
