@@ -152,7 +152,9 @@ static void write_pattern(struct blk_node *bs)
     free(buf);
 }
 
-static void run(const char *path, unsigned flags)
+/* Open the input as the target's format, with no backing chain and no
+ * locks, plus flags; NULL when the open fails (which is fine). */
+static struct blk_node *open_input(const char *path, unsigned flags)
 {
     struct blk_node *bs = NULL;
     struct blk_opts *opts = opts_new();
@@ -162,7 +164,19 @@ static void run(const char *path, unsigned flags)
         opts_set(opts, "driver", FUZZ_FORMAT);
     }
     if (blk_open(&bs, path, opts, flags | BLK_O_NO_BACKING | BLK_O_NO_LOCK,
-                 &err) == 0) {
+                 &err) < 0) {
+        bs = NULL;
+    }
+    strata_error_free(err);
+    opts_free(opts);
+    return bs;
+}
+
+static void run(const char *path, unsigned flags)
+{
+    struct blk_node *bs = open_input(path, flags);
+
+    if (bs) {
         read_pattern(bs);
         walk_status(bs);
         query(bs);
@@ -171,8 +185,6 @@ static void run(const char *path, unsigned flags)
         }
         blk_close(bs);
     }
-    strata_error_free(err);
-    opts_free(opts);
 }
 
 /* Open as `check` does (BLK_O_CHECK: damaged tables that any other open
@@ -180,17 +192,11 @@ static void run(const char *path, unsigned flags)
  * `-r all` when writable: the repair paths meet the most hostile tables. */
 static void run_check(const char *path, bool repair)
 {
-    struct blk_node *bs = NULL;
-    struct blk_opts *opts = opts_new();
+    struct blk_node *bs = open_input(path, (repair ? BLK_O_RDWR : 0) |
+                                               BLK_O_CHECK);
     struct blk_check_result res;
 
-    if (FUZZ_FORMAT) {
-        opts_set(opts, "driver", FUZZ_FORMAT);
-    }
-    if (blk_open(&bs, path, opts,
-                 (repair ? BLK_O_RDWR : 0) | BLK_O_CHECK | BLK_O_NO_BACKING |
-                     BLK_O_NO_LOCK,
-                 NULL) == 0) {
+    if (bs) {
         if (bs->drv->check) {
             blk_check(bs, &res, repair ? BLK_FIX_LEAKS | BLK_FIX_ERRORS : 0,
                       NULL);
@@ -199,7 +205,6 @@ static void run_check(const char *path, bool repair)
         read_pattern(bs);
         blk_close(bs);
     }
-    opts_free(opts);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
