@@ -193,11 +193,16 @@ static void sig_noop(int sig)
 
 /* The running machine, for the termination signal handler. */
 static struct vm *running_vm;
+/* The termination signal taken while a machine ran (0: none). */
+static volatile sig_atomic_t term_signal;
 
 /* SIGINT/SIGTERM/SIGHUP: stop the guest so the terminal and the disks are
- * left clean; the exit status is 128 + the signal, as a shell reports. */
+ * left clean; the exit status is 128 + the signal, as a shell reports.
+ * Remembered apart from the exit request: a guest reset that asked first
+ * would otherwise win, and the machine would boot again. */
 static void sig_terminate(int sig)
 {
+    term_signal = sig;
     if (running_vm) {
         vm_request_exit(running_vm, 128 + sig);
     }
@@ -435,6 +440,9 @@ int vm_run(struct vm *vm)
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     /* let disk requests still in flight finish before the caller closes */
     virtio_quiesce(vm);
+    if (term_signal) {
+        return 128 + term_signal; /* over a reset or power-off at once */
+    }
     return __atomic_load_n(&vm->stop, __ATOMIC_SEQ_CST) - 1;
 }
 

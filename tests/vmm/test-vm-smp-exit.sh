@@ -52,6 +52,11 @@ else
     diag "$(tail -n 5 "$log")"
 fi
 kill -TERM "$bg" 2>/dev/null || true
+# a lost signal (the guest resets all the time) must fail, not hang
+stopped() { ! kill -0 "$bg"; }
+if ! wait_until 30 stopped; then
+    kill -KILL "$bg" 2>/dev/null || true
+fi
 rc=0
 wait "$bg" || rc=$?
 check_eq "SIGTERM stops strata-vm with status 143" "$rc" 143
